@@ -1,0 +1,27 @@
+"""``python -m mnist_pipeline`` / ``mnist-pipeline``: run the project's pipelines.
+
+This is the entry point of the packaged project (``kedro package``): it behaves
+like ``kedro run`` from the project root, including ``--env`` and ``--pipeline``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.cli.utils import find_run_command
+from kedro.framework.project import configure_project
+
+
+def main(*args: Any, **kwargs: Any) -> Any:
+    package_name = Path(__file__).parent.name
+    configure_project(package_name)
+    interactive = hasattr(sys, "ps1")
+    kwargs["standalone_mode"] = not interactive
+    run = find_run_command(package_name)
+    return run(*args, **kwargs)
+
+
+if __name__ == "__main__":
+    main()

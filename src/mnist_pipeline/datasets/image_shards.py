@@ -1,0 +1,259 @@
+"""Model input as Parquet shards that Spark/TensorFlow workers read by path.
+
+A split is a folder::
+
+    data/05_model_input/train/
+        _manifest.json          number of examples, image shape, shard files
+        part-00000.parquet      columns: image (fixed-size list<float32>), label (uint8)
+        part-00001.parquet
+        …
+
+Workers get the folder's path (a plain string, picklable, no closure over Kedro
+objects) and call :func:`read_image_shards` with their worker index to read
+their share of the files. The manifest is written last, so a folder without
+one is incomplete and is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+from kedro.io import AbstractDataset, DatasetError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+FORMAT_VERSION = 1
+
+
+def _is_local(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
+def _to_table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
+    flat = np.ascontiguousarray(images, dtype=np.float32).reshape(len(images), -1)
+    image_column = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
+    return pa.table({"image": image_column, "label": pa.array(labels.astype(np.uint8))})
+
+
+def content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of a split's contents (dtypes, shapes and bytes of images and labels)."""
+    digest = hashlib.sha256()
+    for key, array in (("images", images), ("labels", labels)):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{key}:{contiguous.dtype.str}:{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+def write_image_shards(
+    path: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    num_shards: int,
+    storage_options: dict[str, Any] | None = None,
+) -> list[str]:
+    """Write ``images``/``labels`` as ``num_shards`` Parquet files plus a manifest.
+
+    Local folders are replaced atomically (written beside, then swapped in);
+    on object stores the manifest is written last.
+
+    Returns:
+        The shard file names, in order.
+    """
+    if len(images) != len(labels):
+        raise DatasetError(f"{path}: {len(images)} images but {len(labels)} labels")
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    if num_shards < 1:
+        raise DatasetError(f"{path}: num_shards must be ≥ 1, got {num_shards}")
+    num_shards = min(num_shards, max(len(images), 1))
+    fs, root = url_to_fs(path, **(storage_options or {}))
+    local = _is_local(fs)
+    target = root
+    if local:
+        Path(root).parent.mkdir(parents=True, exist_ok=True)
+        target = tempfile.mkdtemp(prefix=f".{Path(root).name}.", dir=Path(root).parent)
+    else:
+        fs.makedirs(root, exist_ok=True)
+
+    files = []
+    try:
+        for index, part in enumerate(np.array_split(np.arange(len(images)), num_shards)):
+            name = f"part-{index:05d}.parquet"
+            with fs.open(posixpath.join(target, name), "wb") as handle:
+                pq.write_table(_to_table(images[part], labels[part]), handle)
+            files.append(name)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "num_examples": len(images),
+            "image_shape": list(images.shape[1:]),
+            "sha256": content_sha256(images, labels),
+            "label_counts": np.bincount(labels).tolist(),
+            "files": files,
+        }
+        with fs.open(posixpath.join(target, MANIFEST), "w") as handle:
+            json.dump(manifest, handle, indent=2)
+        if local:
+            old = None
+            if Path(root).exists():
+                old = tempfile.mkdtemp(prefix=f".{Path(root).name}.old.", dir=Path(root).parent)
+                Path(root).rename(Path(old) / "x")
+            Path(target).chmod(0o755)  # mkdtemp makes 0700 folders; others must read it
+            Path(target).rename(root)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if local:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return files
+
+
+def read_manifest(path: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read and check a split folder's manifest."""
+    fs, root = url_to_fs(path, **(storage_options or {}))
+    manifest_path = posixpath.join(root, MANIFEST)
+    if not fs.exists(manifest_path):
+        raise DatasetError(
+            f"{path} has no {MANIFEST}: the model input is missing or was not written "
+            "completely; run the preprocessing pipeline"
+        )
+    with fs.open(manifest_path, "r") as handle:
+        manifest = json.load(handle)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{manifest_path}: format version {manifest.get('format_version')}, "
+            f"expected {FORMAT_VERSION}; run the preprocessing pipeline again"
+        )
+    return manifest
+
+
+def read_image_shards(
+    path: str,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    storage_options: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read worker ``shard_index``'s share (of ``num_shards``) of a split folder.
+
+    Files are dealt round-robin: worker ``i`` reads files ``i, i + n, …``. With
+    ``num_shards=1`` the whole split is read.
+
+    Returns:
+        ``(images float32 (n, *image_shape), labels uint8 (n,))``.
+    """
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index {shard_index} is not in [0, {num_shards})")
+    manifest = read_manifest(path, storage_options)
+    files = manifest["files"][shard_index::num_shards]
+    if not files:
+        raise DatasetError(
+            f"{path} has {len(manifest['files'])} shard files, fewer than the "
+            f"{num_shards} workers reading it; write more shards (preprocessing.num_shards)"
+        )
+    fs, root = url_to_fs(path, **(storage_options or {}))
+    shape = tuple(manifest["image_shape"])
+    images, labels = [], []
+    for name in files:
+        with fs.open(posixpath.join(root, name), "rb") as handle:
+            table = pq.read_table(handle)
+        flat = table.column("image").combine_chunks().values.to_numpy(zero_copy_only=False)
+        images.append(flat.reshape(-1, *shape))
+        labels.append(table.column("label").to_numpy())
+    return np.concatenate(images).astype(np.float32, copy=False), np.concatenate(labels)
+
+
+@dataclass(frozen=True)
+class ImageShards:
+    """A handle on a split folder: its path, size and fingerprint; arrays read on demand.
+
+    Nodes pass ``path`` to training workers; :meth:`read` loads arrays where a
+    node really needs them in the driver (evaluation).
+    """
+
+    path: str
+    num_examples: int
+    image_shape: tuple[int, ...]
+    files: tuple[str, ...]
+    sha256: str
+    label_counts: tuple[int, ...]
+    storage_options: dict[str, Any] | None = None
+
+    def read(self, shard_index: int = 0, num_shards: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Read this split (or one worker's share of it) as arrays."""
+        return read_image_shards(self.path, shard_index, num_shards, self.storage_options)
+
+
+class ImageShardsDataset(AbstractDataset[dict[str, np.ndarray], ImageShards]):
+    """Saves ``{"images", "labels"}`` as Parquet shards; loads an :class:`ImageShards`.
+
+    Example::
+
+        train_model_input:
+          type: mnist_pipeline.datasets.ImageShardsDataset
+          path: data/05_model_input/train
+          num_shards: 8
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        num_shards: int = 8,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._path = str(path)
+        self._num_shards = int(num_shards)
+        self._storage_options = {**(fs_args or {}), **(credentials or {})} or None
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "num_shards": self._num_shards}
+
+    def load(self) -> ImageShards:
+        manifest = read_manifest(self._path, self._storage_options)
+        # Workers get an absolute path: their working directory is not the project's.
+        fs, root = url_to_fs(self._path, **(self._storage_options or {}))
+        path = str(Path(root).resolve()) if _is_local(fs) else self._path
+        return ImageShards(
+            path=path,
+            num_examples=int(manifest["num_examples"]),
+            image_shape=tuple(manifest["image_shape"]),
+            files=tuple(manifest["files"]),
+            sha256=manifest["sha256"],
+            label_counts=tuple(manifest["label_counts"]),
+            storage_options=self._storage_options,
+        )
+
+    def save(self, data: dict[str, np.ndarray]) -> None:
+        files = write_image_shards(
+            self._path,
+            np.asarray(data["images"]),
+            np.asarray(data["labels"]),
+            num_shards=self._num_shards,
+            storage_options=self._storage_options,
+        )
+        logger.info(
+            "Wrote %d examples in %d shards to %s", len(data["labels"]), len(files), self._path
+        )
+
+    def _exists(self) -> bool:
+        fs, root = url_to_fs(self._path, **(self._storage_options or {}))
+        return fs.exists(posixpath.join(root, MANIFEST))

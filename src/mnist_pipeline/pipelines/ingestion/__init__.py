@@ -1,0 +1,5 @@
+"""Ingestion: fetch, verify and describe the raw MNIST files."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

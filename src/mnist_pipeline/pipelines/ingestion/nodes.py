@@ -1,0 +1,121 @@
+"""Ingestion nodes: check the raw splits and describe them.
+
+The raw splits arrive already parsed and verified by
+:class:`~mnist_pipeline.datasets.MNISTIDXDataset` (checksums, IDX headers,
+image/label agreement); these nodes check what only the whole dataset shows
+and summarise it for people.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # nodes run headless (CI, Spark drivers)
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+NUM_CLASSES = 10
+
+
+def validate_split(split: dict[str, np.ndarray], expected: dict[str, Any]) -> dict:
+    """Check a parsed split against what the dataset should hold.
+
+    Args:
+        split: ``{"images": uint8 (N, 28, 28), "labels": uint8 (N,)}``.
+        expected: ``name`` (for messages), ``num_images`` (``None`` accepts
+            any count) and ``min_images_per_class``.
+
+    Returns:
+        The split, unchanged.
+
+    Raises:
+        ValueError: a count differs from what is expected.
+    """
+    images, labels = split["images"], split["labels"]
+    name = expected.get("name", "split")
+    wanted = expected.get("num_images")
+    if wanted is not None and len(images) != int(wanted):
+        raise ValueError(f"{name}: expected {int(wanted):,} images, found {len(images):,}")
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    minimum = int(expected.get("min_images_per_class", 1))
+    short = [digit for digit, count in enumerate(counts) if count < minimum]
+    if short:
+        raise ValueError(
+            f"{name}: digits {short} have fewer than {minimum} images "
+            f"(counts per digit: {counts.tolist()})"
+        )
+    return split
+
+
+def summarise_classes(train: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Images per digit in each split, with each digit's share of its split."""
+    train_counts = np.bincount(train["labels"], minlength=NUM_CLASSES)
+    test_counts = np.bincount(test["labels"], minlength=NUM_CLASSES)
+    return pd.DataFrame(
+        {
+            "digit": np.arange(NUM_CLASSES),
+            "train_images": train_counts,
+            "test_images": test_counts,
+            "train_share": np.round(train_counts / max(train_counts.sum(), 1), 4),
+            "test_share": np.round(test_counts / max(test_counts.sum(), 1), 4),
+        }
+    )
+
+
+def _pixel_stats(images: np.ndarray) -> dict[str, float]:
+    pixels = images.astype(np.float64)
+    return {
+        "num_images": len(images),
+        "height": int(images.shape[1]),
+        "width": int(images.shape[2]),
+        "min": float(pixels.min()) if pixels.size else 0.0,
+        "max": float(pixels.max()) if pixels.size else 0.0,
+        "mean": round(float(pixels.mean()), 4) if pixels.size else 0.0,
+        "std": round(float(pixels.std()), 4) if pixels.size else 0.0,
+        "zero_fraction": round(float((images == 0).mean()), 4) if pixels.size else 0.0,
+    }
+
+
+def summarise_pixels(
+    train: dict[str, np.ndarray], test: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """Pixel statistics (range, mean, std, share of background) per split."""
+    return {"train": _pixel_stats(train["images"]), "test": _pixel_stats(test["images"])}
+
+
+def plot_class_balance(class_summary: pd.DataFrame) -> Figure:
+    """A bar chart of images per digit, train beside test."""
+    figure, axis = plt.subplots(figsize=(8, 4))
+    width = 0.4
+    digits = class_summary["digit"].to_numpy()
+    axis.bar(digits - width / 2, class_summary["train_images"], width, label="train")
+    axis.bar(digits + width / 2, class_summary["test_images"], width, label="test")
+    axis.set_xticks(digits)
+    axis.set_xlabel("digit")
+    axis.set_ylabel("images")
+    axis.set_title("MNIST images per digit")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_samples(split: dict[str, np.ndarray], per_class: int = 8) -> Figure:
+    """A grid of the first ``per_class`` images of each digit (rows = digits)."""
+    figure, axes = plt.subplots(
+        NUM_CLASSES, per_class, figsize=(per_class * 0.8, NUM_CLASSES * 0.8)
+    )
+    for digit in range(NUM_CLASSES):
+        indices = np.flatnonzero(split["labels"] == digit)[:per_class]
+        for column in range(per_class):
+            axis = axes[digit, column]
+            axis.axis("off")
+            if column < len(indices):
+                axis.imshow(split["images"][indices[column]], cmap="gray", vmin=0, vmax=255)
+    figure.suptitle("First training images of each digit")
+    figure.tight_layout()
+    return figure

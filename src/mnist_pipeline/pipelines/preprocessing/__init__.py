@@ -1,0 +1,5 @@
+"""Preprocessing: scale, split and shard the model input."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,30 @@
+"""Project settings. See https://docs.kedro.org/en/stable/kedro_project_setup/settings.html."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from kedro.config import OmegaConfigLoader
+
+# kedro and kedro-mlflow call OmegaConf's old resolver API; the deprecation
+# notice is theirs to fix and only buries the run's own output.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    """``${env:NAME, default}``: read an environment variable in any config file.
+
+    Kedro only enables ``oc.env`` for credentials; the project lets every file
+    read environment variables so that *where* things live (data source, MLflow
+    URIs, Spark master) can be switched without editing configuration.
+    """
+    return os.environ.get(name, default)
+
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"env": _env},
+}

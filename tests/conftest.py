@@ -1,0 +1,50 @@
+"""Shared fixtures: small generated IDX files and the real MNIST folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Telemetry must never prompt or phone home from tests (CI has no network).
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REAL_MNIST = Path(os.environ.get("MNIST_TEST_DATA", PROJECT_ROOT.parent / "shared/data/mnist"))
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir() -> Path:
+    """The folder with the four canonical MNIST files (``../shared/data/mnist``).
+
+    In CI the folder must be there: the integration tests that need it fail
+    rather than skip, so a green CI always means they ran.
+    """
+    if not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        message = f"real MNIST files not found in {REAL_MNIST} (set MNIST_TEST_DATA)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return REAL_MNIST
+
+
+def make_split(num_images: int, seed: int = 0, size: int = 28) -> dict[str, np.ndarray]:
+    """A small random MNIST-like split with every digit present."""
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(num_images) % 10).astype(np.uint8)
+    rng.shuffle(labels)
+    images = rng.integers(0, 256, size=(num_images, size, size), dtype=np.uint8)
+    return {"images": images, "labels": labels}
+
+
+@pytest.fixture
+def small_split() -> dict[str, np.ndarray]:
+    return make_split(200)
