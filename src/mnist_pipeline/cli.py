@@ -1,0 +1,64 @@
+"""Project commands that ``kedro`` adds to its own: ``kedro serve``.
+
+``kedro serve --env gcp`` serves the production model (``models:/<name>@<alias>`` of
+``deploy_model`` in the environment's parameters) over TensorFlow Serving's REST API
+on 127.0.0.1, port ``serving.port`` (8501), until Ctrl-C.
+
+Kedro takes ``run`` from this module for the packaged entry point
+(``python -m mnist_pipeline``), so it is re-exported unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from kedro.framework.cli.project import run  # noqa: F401  (kedro's own `run`, kept as is)
+from kedro.framework.project import settings
+from kedro.framework.startup import bootstrap_project
+
+
+@click.group(name="mnist-pipeline")
+def cli() -> None:
+    """Project commands of mnist-pipeline."""
+
+
+def _parameters(env: str | None) -> dict[str, Any]:
+    project_path = Path.cwd()
+    bootstrap_project(project_path)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project_path / settings.CONF_SOURCE),
+        env=env,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]
+
+
+@cli.command()
+@click.option("--env", "-e", default=None, help="Kedro environment, e.g. gcp (production).")
+@click.option("--host", default=None, help="Interface to bind (default: serving.host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="TCP port (default: serving.port, 8501).")
+@click.option(
+    "--model-uri",
+    default=None,
+    help="Serve this MLflow model URI instead of models:/<deploy_model.name>@<deploy_model.alias>.",
+)
+def serve(env: str | None, host: str | None, port: int | None, model_uri: str | None) -> None:
+    """Serve the production model over REST until Ctrl-C."""
+    from mnist_pipeline.serving import ServerSettings, run_server
+    from mnist_pipeline.serving.model import ModelLoadError, ModelResolutionError
+    from mnist_pipeline.serving.server import ServerStartError
+
+    parameters = _parameters(env)
+    model = parameters["deploy_model"]
+    server = dict(parameters.get("serving") or {})
+    if host is not None:
+        server["host"] = host
+    if port is not None:
+        server["port"] = port
+    uri = model_uri or f"models:/{model['name']}@{model['alias']}"
+    try:
+        run_server(uri, model["registry_uri"], ServerSettings.from_params(server))
+    except (ModelResolutionError, ModelLoadError, ServerStartError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,125 @@
+"""Any PNG/JPEG of a handwritten digit → a 28 × 28 image in the MNIST convention.
+
+MNIST was made this way (LeCun et al.): the digit is size-normalised to fit a 20 × 20
+box, keeping its aspect ratio, with anti-aliasing (hence grey levels), then placed in
+a 28 × 28 image so that its centre of mass is at the centre. Digits are white (255)
+on black (0). :func:`to_mnist` does the same to a photo or a scan:
+
+1. grayscale (a transparent background: the opacity is the ink);
+2. the background is the median of the border; a light one is inverted, so the
+   digit is light on dark whatever the paper and pen;
+3. the background level is subtracted, contrast stretched to 0–255, faint noise
+   (paper texture, JPEG ringing) below ``NOISE_LEVEL`` dropped;
+4. the digit's bounding box is cropped, resized so its longer side is 20 px;
+5. pasted into 28 × 28 with its centre of mass at (14, 14), as in MNIST.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = 28
+BOX = 20
+CENTRE = 14.0  # MNIST's digits have their centre of mass at row 14, column 14
+NOISE_LEVEL = 0.15  # of the stretched range
+MIN_CONTRAST = 24  # grey levels between background and the strongest ink
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be read or holds no digit."""
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Open a PNG/JPEG (any format Pillow reads), with a clear error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageReadError(
+            f"cannot read {path} as an image (expected PNG or JPEG): {exc}"
+        ) from exc
+
+
+def _grayscale(image: Image.Image) -> np.ndarray:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA"))[..., 3].astype(np.float32)
+        if alpha.min() < 250:  # a transparent background: the opaque strokes are the digit
+            return alpha
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    ring = max(1, min(pixels.shape) // 20)
+    return np.concatenate(
+        [
+            pixels[:ring].ravel(),
+            pixels[-ring:].ravel(),
+            pixels[:, :ring].ravel(),
+            pixels[:, -ring:].ravel(),
+        ]
+    )
+
+
+def to_mnist(image: Image.Image | np.ndarray, name: str = "image") -> np.ndarray:
+    """The digit in ``image`` as uint8 (28, 28): white on black, 20 × 20 box, centred by mass.
+
+    Args:
+        image: a Pillow image (any mode, any size) or a 2-D array of grey levels.
+        name: how to call the image in error messages (e.g. its path).
+
+    Raises:
+        ImageReadError: the image is empty or holds nothing that stands out from
+            its background.
+    """
+    pixels = (
+        np.asarray(image, dtype=np.float32) if isinstance(image, np.ndarray) else _grayscale(image)
+    )
+    if pixels.ndim != 2 or min(pixels.shape) == 0:
+        raise ImageReadError(f"{name}: expected a 2-D image, found shape {pixels.shape}")
+    background = float(np.median(_border(pixels)))
+    if background > 127.5:  # dark ink on light paper: invert
+        pixels, background = 255.0 - pixels, 255.0 - background
+    ink = np.clip(pixels - background, 0, None)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        raise ImageReadError(
+            f"{name}: no digit found (nothing stands out from the background by more than "
+            f"{MIN_CONTRAST} grey levels)"
+        )
+    ink = ink * (255.0 / peak)
+    ink[ink < NOISE_LEVEL * 255] = 0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+    digit = np.asarray(digit, dtype=np.float32)
+    return _centre_by_mass(digit)
+
+
+def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    height, width = digit.shape
+    total = float(digit.sum()) or 1.0
+    row_mass = (digit.sum(axis=1) * np.arange(height)).sum() / total
+    col_mass = (digit.sum(axis=0) * np.arange(width)).sum() / total
+    top = int(np.clip(round(CENTRE - row_mass), 0, SIZE - height))
+    left = int(np.clip(round(CENTRE - col_mass), 0, SIZE - width))
+    canvas = np.zeros((SIZE, SIZE), dtype=np.float32)
+    canvas[top : top + height, left : left + width] = digit
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def load_mnist_image(source: str | Path | Image.Image | np.ndarray | Any) -> np.ndarray:
+    """A path, Pillow image or array → uint8 (28, 28) in the MNIST convention."""
+    if isinstance(source, str | Path):
+        return to_mnist(read_image(source), name=str(source))
+    return to_mnist(source)

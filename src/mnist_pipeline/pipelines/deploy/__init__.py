@@ -1,0 +1,5 @@
+"""Deploy: validate the promoted model in a real model server before calling it deployable."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,111 @@
+"""Deploy nodes: pick validation images, validate the model in a real server, report, decide.
+
+The outside system is the point here, so one node hands the work to
+:func:`mnist_pipeline.serving.validate_in_server` (registry → real server → HTTP);
+the others are plain functions of data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mnist_pipeline import serving
+
+
+class DeploymentRejectedError(RuntimeError):
+    """The promoted model failed validation; the deployment report says why."""
+
+
+def select_validation_batch(
+    test_split: dict[str, np.ndarray], validation: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """A seeded random sample of ``num_images`` test images with their labels.
+
+    Args:
+        test_split: ``{"images": uint8 (N, 28, 28), "labels": uint8 (N,)}``.
+        validation: ``num_images`` (capped at N) and ``seed``.
+    """
+    images, labels = test_split["images"], test_split["labels"]
+    count = min(int(validation["num_images"]), len(images))
+    if count < 1:
+        raise ValueError(f"deploy_validation.num_images must be at least 1, found {count}")
+    rng = np.random.default_rng(int(validation.get("seed", 0)))
+    chosen = np.sort(rng.choice(len(images), size=count, replace=False))
+    return {"images": images[chosen], "labels": labels[chosen]}
+
+
+def validate_production_model(
+    validation_batch: dict[str, np.ndarray],
+    model: dict[str, Any],
+    validation: dict[str, Any],
+    server: dict[str, Any],
+) -> dict[str, Any]:
+    """Serve ``models:/<name>@<alias>`` in a real server, check it, return the deployment report.
+
+    Never raises for a failed check: the report's ``failures`` say what failed, and
+    :func:`approve_deployment` turns them into an error after the report is saved.
+    """
+    return serving.validate_in_server(
+        model,
+        validation_batch["images"],
+        validation_batch["labels"],
+        validation,
+        server,
+    )
+
+
+def summarise_deployment(report: dict[str, Any]) -> str:
+    """The deployment report as a short Markdown page for people."""
+    model = report.get("model", {})
+    verdict = "DEPLOYABLE" if report.get("deployable") else "NOT DEPLOYABLE"
+    lines = [
+        f"# Deployment validation: {verdict}",
+        "",
+        f"- model: `models:/{model.get('name')}@{model.get('alias')}` → version "
+        f"{model.get('version', '?')} (`{model.get('model_uri', '?')}`)",
+        f"- registry: `{model.get('registry_uri', '?')}`",
+        f"- checked at: {report.get('checked_at', '?')} in {report.get('duration_s', '?')} s",
+    ]
+    if server := report.get("server"):
+        lines.append(f"- server: {server['url']} (ready after {server['startup_s']} s)")
+    if checks := report.get("validation"):
+        gate = report.get("gate", {})
+        lines += [
+            "",
+            "| check | result |",
+            "|---|---|",
+            f"| served accuracy on {checks['num_images']} test images | "
+            f"{checks['served_accuracy']:.4f} (gate {gate.get('min_accuracy')}) |",
+            f"| offline accuracy | {checks['offline_accuracy']:.4f} |",
+            f"| digits differing from offline | {checks['digits_differing_from_offline']} |",
+            f"| max abs probability difference | {checks['max_abs_probability_difference']:.2e} "
+            f"(allowed {gate.get('atol')}) |",
+        ]
+    for name, figures in report.get("latency_ms", {}).items():
+        if figures:
+            lines.append(
+                f"| latency {name.replace('_', ' ')} (ms) | p50 {figures['p50']}, "
+                f"p95 {figures['p95']}, p99 {figures['p99']} over {figures['n']} requests |"
+            )
+    failures = report.get("failures", [])
+    lines += ["", "## Failures" if failures else "All checks passed.", ""]
+    lines += [f"- {failure}" for failure in failures]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def approve_deployment(report: dict[str, Any], summary: str) -> None:
+    """Refuse the deployment when any check failed (after the report was saved).
+
+    Raises:
+        DeploymentRejectedError: listing every failed check.
+    """
+    if not report.get("deployable"):
+        model = report.get("model", {})
+        reasons = "\n  - ".join(report.get("failures") or ["no checks ran"])
+        raise DeploymentRejectedError(
+            f"models:/{model.get('name')}@{model.get('alias')} (version "
+            f"{model.get('version', '?')}) is not deployable:\n  - {reasons}\n"
+            "See the deployment_report and deployment_summary datasets."
+        )

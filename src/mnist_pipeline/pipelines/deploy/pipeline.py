@@ -1,0 +1,53 @@
+"""Deploy pipeline (production workspace): ``kedro run --env gcp --pipeline deploy``.
+
+Not part of ``__default__`` (the sandbox lifecycle): it runs where the production
+registry is, after a promotion.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    approve_deployment,
+    select_validation_batch,
+    summarise_deployment,
+    validate_production_model,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                select_validation_batch,
+                inputs=["mnist_t10k_raw", "params:deploy_validation"],
+                outputs="deploy_validation_batch",
+                name="select_validation_batch",
+            ),
+            Node(
+                validate_production_model,
+                inputs=[
+                    "deploy_validation_batch",
+                    "params:deploy_model",
+                    "params:deploy_validation",
+                    "params:serving",
+                ],
+                outputs="deployment_report",
+                name="validate_in_model_server",
+            ),
+            Node(
+                summarise_deployment,
+                inputs="deployment_report",
+                outputs="deployment_summary",
+                name="summarise_deployment",
+            ),
+            Node(
+                approve_deployment,
+                inputs=["deployment_report", "deployment_summary"],
+                outputs=None,
+                name="approve_deployment",
+            ),
+        ],
+        tags=["gcp", "deploy"],
+    )

@@ -1,0 +1,163 @@
+"""The HTTP application: TensorFlow Serving's REST API (plus MLflow/Databricks paths).
+
+Routes
+------
+``POST /v1/models/<name>:predict``                 TensorFlow Serving
+``POST /invocations``                              ``mlflow models serve``
+``POST /serving-endpoints/<name>/invocations``     Databricks model serving
+``GET  /v1/models/<name>``                         model status (version, state)
+``GET  /health``, ``GET /ping``                    liveness
+
+Bodies follow :mod:`mnist_pipeline.serving.contract`. Every refusal is a 4xx with
+``{"error": "<what was wrong>"}``; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .contract import RequestError, error_body, images_from_request, parse_json, predictions_body
+from .predictor import BatchingPredictor
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """What one request may hold.
+
+    Attributes:
+        max_request_bytes: larger bodies are refused with 413 before they are read.
+        max_batch_size: images per request; more is refused with 413.
+    """
+
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_batch_size: int = 1024
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
+
+
+def _error(message: str, status: int) -> Response:
+    return Response(error_body(message), status_code=status, media_type=JSON)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestError(f"invalid Content-Length header {declared!r}") from None
+        if size > limit:
+            raise RequestError(
+                f"request body of {size:,} bytes exceeds the limit of {limit:,} bytes: "
+                "send fewer images per request",
+                status=413,
+            )
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise RequestError(
+                f"request body exceeds the limit of {limit:,} bytes: send fewer images per request",
+                status=413,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _not_served(endpoint: str, name: str) -> Response:
+    return _error(f"model {endpoint!r} is not served here; this server serves {name!r}", 404)
+
+
+def create_app(
+    predictor: BatchingPredictor,
+    model_info: dict[str, Any],
+    limits: ServingLimits | None = None,
+) -> Starlette:
+    """The ASGI app serving ``predictor`` under the name ``model_info["name"]``.
+
+    Args:
+        predictor: the running model.
+        model_info: at least ``name``; ``version``, ``model_uri`` and the like are
+            shown by the status route.
+        limits: request size limits.
+    """
+    limits = limits or ServingLimits()
+    name = str(model_info.get("name", "model"))
+
+    async def predict(request: Request) -> Response:
+        endpoint = request.path_params.get("model")
+        if endpoint is not None and endpoint != name:
+            return _error(
+                f"model {endpoint!r} is not served here; this server serves {name!r}", 404
+            )
+        try:
+            body = await _read_body(request, limits.max_request_bytes)
+            images = images_from_request(parse_json(body), max_batch=limits.max_batch_size)
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        except ClientDisconnect:
+            return _error("client disconnected", 400)
+        try:
+            probabilities = await predictor.predict(images)
+        except Exception as exc:  # the model itself failed: not the client's fault
+            logger.exception("prediction failed")
+            return _error(f"prediction failed: {type(exc).__name__}: {exc}", 500)
+        return Response(predictions_body(probabilities), media_type=JSON)
+
+    async def status(request: Request) -> Response:
+        endpoint = request.path_params["model"]
+        if endpoint != name:
+            return _error(
+                f"model {endpoint!r} is not served here; this server serves {name!r}", 404
+            )
+        return _json(
+            {
+                "model_version_status": [
+                    {
+                        "version": str(model_info.get("version", "")),
+                        "state": "AVAILABLE",
+                        "status": {"error_code": "OK", "error_message": ""},
+                    }
+                ],
+                "model": model_info,
+                "batches": predictor.batches,
+                "images": predictor.images,
+            }
+        )
+
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok", "model": name})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _error(
+            f"no route {request.method} {request.url.path}; predict with POST "
+            f"/v1/models/{name}:predict or POST /invocations",
+            404,
+        )
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return _error(f"method {request.method} is not allowed on {request.url.path}", 405)
+
+    routes = [
+        Route("/v1/models/{model}:predict", predict, methods=["POST"]),
+        Route("/invocations", predict, methods=["POST"]),
+        Route("/serving-endpoints/{model}/invocations", predict, methods=["POST"]),
+        Route("/v1/models/{model}", status, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ping", health, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: method_not_allowed})

@@ -1,0 +1,299 @@
+"""Start and stop the model server: in the foreground (users) or as a child process (checks).
+
+``run_server`` loads the model, binds the socket, then serves with uvicorn until
+SIGINT/SIGTERM (Ctrl-C stops it cleanly). :class:`ServerProcess` runs the same server
+as ``python -m mnist_pipeline.serving`` in its own process group, waits until it
+answers, and stops the whole group: that is how the deploy pipeline validates a model
+in a real server, like TFX's InfraValidator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .app import ServingLimits, create_app
+from .model import load_keras_model, redact_uri, resolve_model
+from .predictor import BatchingPredictor, CompiledModel, configure_threads
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>[^/]+)$")
+
+
+class ServerStartError(RuntimeError):
+    """The model server process exited or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How to run the server (``deploy.server`` in ``parameters_deploy.yml``).
+
+    Attributes:
+        host: interface to bind; ``127.0.0.1`` unless you mean to expose it.
+        port: TCP port; 0 lets the OS pick a free one.
+        max_request_bytes / max_batch_size: see :class:`~.app.ServingLimits`.
+        max_batch_images: most images the predictor merges into one model call.
+        intra_op_threads / inter_op_threads: TensorFlow thread pools (0: TF default).
+    """
+
+    host: str = LOOPBACK
+    port: int = 8501
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_batch_size: int = 1024
+    max_batch_images: int = 256
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> ServerSettings:
+        """Settings from configuration (unknown keys ignored, numbers given as text cast)."""
+        fields = cls.__dataclass_fields__
+        values = {}
+        for key, value in (params or {}).items():
+            if key in fields:
+                values[key] = str(value) if key == "host" else int(value or 0)
+        return cls(**values)
+
+    @property
+    def limits(self) -> ServingLimits:
+        return ServingLimits(self.max_request_bytes, self.max_batch_size)
+
+    def cli_args(self) -> list[str]:
+        return [
+            f"--{key.replace('_', '-')}={value}"
+            for key, value in self.__dict__.items()
+            if key not in ("host", "port")
+        ]
+
+
+def describe_model(model_uri: str, registry_uri: str | None) -> dict[str, Any]:
+    """Name, version and pinned URI of what ``model_uri`` points at (aliases resolved)."""
+    info: dict[str, Any] = {"model_uri": model_uri, "registry_uri": redact_uri(registry_uri or "")}
+    if alias := _ALIAS_URI.match(model_uri):
+        reference = resolve_model(alias["name"], alias["alias"], registry_uri or "")
+        info.update(reference.to_dict())
+    elif version := _VERSION_URI.match(model_uri):
+        info.update(name=version["name"], version=version["version"])
+    else:
+        info.update(name="model", version="")
+    return info
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free one)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(
+    model_uri: str,
+    registry_uri: str | None,
+    settings: ServerSettings,
+    *,
+    ready_file: str | Path | None = None,
+) -> None:
+    """Load the model and serve it until SIGINT/SIGTERM (blocking).
+
+    Args:
+        model_uri: ``models:/<name>@<alias>`` (resolved once, at start), a pinned
+            ``models:/<name>/<version>`` or any MLflow model URI.
+        registry_uri: the production registry.
+        settings: host, port, limits and threads.
+        ready_file: once serving, write ``{"url", "pid", "model"}`` there (atomically).
+    """
+    import uvicorn
+
+    configure_threads(settings.intra_op_threads, settings.inter_op_threads)
+    info = describe_model(model_uri, registry_uri)
+    pinned = info.get("model_uri", model_uri)
+    started = time.perf_counter()
+    model = load_keras_model(pinned, registry_uri)
+    predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
+    app = create_app(predictor, info, settings.limits)
+    sock = bind_socket(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host}:{port}"
+    logger.info(
+        "Serving %s (version %s) at %s/v1/models/%s:predict, loaded in %.1f s. Ctrl-C stops it.",
+        pinned,
+        info.get("version", "?"),
+        url,
+        info["name"],
+        time.perf_counter() - started,
+    )
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+    server = uvicorn.Server(config)
+    if ready_file:
+        _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
+    try:
+        server.run(sockets=[sock])
+    finally:
+        predictor.close()
+        sock.close()
+        logger.info("Server at %s stopped.", url)
+
+
+def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+
+
+@dataclass
+class ServerProcess:
+    """The model server as a child process group on 127.0.0.1 (port 0: a free port).
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    model_uri: str
+    registry_uri: str | None
+    settings: ServerSettings = field(default_factory=lambda: ServerSettings(port=0))
+    workdir: Path | None = None
+    startup_timeout_s: float = 180.0
+    url: str | None = None
+    startup_s: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def command(self, ready_file: Path) -> list[str]:
+        args = [
+            sys.executable,
+            "-m",
+            "mnist_pipeline.serving",
+            "--model-uri",
+            self.model_uri,
+            "--host",
+            self.settings.host,
+            "--port",
+            str(self.settings.port),
+            "--ready-file",
+            str(ready_file),
+            *self.settings.cli_args(),
+        ]
+        if self.registry_uri:
+            args += ["--registry-uri", self.registry_uri]
+        return args
+
+    @property
+    def log_path(self) -> Path:
+        return self._workdir / "server.log"
+
+    @property
+    def _workdir(self) -> Path:
+        if self.workdir is None:
+            import tempfile
+
+            self.workdir = Path(tempfile.mkdtemp(prefix="mnist-server-"))
+        return self.workdir
+
+    def start(self) -> ServerProcess:
+        """Start the server and wait until ``GET /health`` answers.
+
+        Raises:
+            ServerStartError: the process exited (its log tail says why) or did
+                not answer within ``startup_timeout_s``.
+        """
+        ready_file = self._workdir / "ready.json"
+        ready_file.unlink(missing_ok=True)
+        started = time.perf_counter()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(ready_file),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own process group: stop() ends everything it started
+            )
+        deadline = started + self.startup_timeout_s
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                self.process = None
+                raise ServerStartError(
+                    f"the model server for {self.model_uri} exited with code {code} before it "
+                    f"was ready; log tail:\n{self.log_tail()}"
+                )
+            if self.url is None and ready_file.is_file():
+                ready = json.loads(ready_file.read_text())
+                self.url, self.info = ready["url"], ready.get("model", {})
+            if self.url and self.is_healthy():
+                self.startup_s = time.perf_counter() - started
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise ServerStartError(
+            f"the model server for {self.model_uri} was not ready after "
+            f"{self.startup_timeout_s:.0f} s; log tail:\n{self.log_tail()}"
+        )
+
+    def is_healthy(self, timeout_s: float = 2.0) -> bool:
+        if not self.url:
+            return False
+        try:
+            return requests.get(f"{self.url}/health", timeout=timeout_s).status_code == 200
+        except requests.RequestException:
+            return False
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.url}/v1/models/{self.info.get('name', 'model')}:predict"
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the process group (a graceful uvicorn shutdown), SIGKILL what is left."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout_s)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout_s)
+
+    def log_tail(self, max_chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-max_chars:]
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
