@@ -7,6 +7,8 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
+from mnist_pipeline.hooks import SparkHooks
+
 # kedro and kedro-mlflow call OmegaConf's old resolver API; the deprecation
 # notice is theirs to fix and only buries the run's own output.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
@@ -27,4 +29,9 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"env": _env},
+    # spark.yml: the training stage's Spark session (read by hooks.SparkHooks).
+    "config_patterns": {"spark": ["spark*", "spark*/**"]},
 }
+
+# Project hooks (kedro-mlflow registers its own through its entry point).
+HOOKS = (SparkHooks(),)

@@ -1,0 +1,94 @@
+"""Project hooks: the Spark session's lifecycle.
+
+The session is created from ``conf/<env>/spark.yml`` before a run whose pipeline
+has a node tagged ``spark`` (training does), and stopped when that run ends or
+fails. Runs of other stages never start a JVM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+SPARK_TAG = "spark"
+
+
+def spark_settings(conf: dict[str, Any]) -> dict[str, str]:
+    """Spark properties from ``spark.yml`` as strings, with the project's defaults.
+
+    ``spark.pyspark.python`` defaults to the running interpreter: executors must
+    import this project's packages (spark-tensorflow-distributor, this package).
+    """
+    settings = {str(key): _as_spark_value(value) for key, value in (conf or {}).items()}
+    if not settings.get("spark.master"):
+        raise ValueError("spark.yml: spark.master is empty; set it or SPARK_MASTER")
+    settings.setdefault("spark.pyspark.python", sys.executable)
+    return settings
+
+
+def _as_spark_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def create_spark_session(settings: dict[str, str]):
+    """A SparkSession with exactly these properties (the one place that builds it)."""
+    from pyspark.sql import SparkSession
+
+    # PySpark reads the workers' interpreter from the environment, not only the conf.
+    os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.get("spark.log.level", "WARN"))
+    return spark
+
+
+class SparkHooks:
+    """Create the Spark session for runs that need one; stop it afterwards."""
+
+    def __init__(self) -> None:
+        self._settings: dict[str, str] | None = None
+        self._spark = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        try:
+            conf = context.config_loader["spark"]
+        except KeyError:
+            conf = {}
+        self._settings = spark_settings(conf) if conf else None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
+        if not any(SPARK_TAG in node.tags for node in pipeline.nodes):
+            return
+        if self._settings is None:
+            raise ValueError(
+                "this pipeline has nodes tagged 'spark' but no spark.yml was found in "
+                "conf/base or conf/<env>"
+            )
+        logger.info("Starting Spark (master %s)", self._settings["spark.master"])
+        self._spark = create_spark_session(self._settings)
+
+    def _stop(self) -> None:
+        if self._spark is not None:
+            logger.info("Stopping Spark")
+            self._spark.stop()
+            self._spark = None
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._stop()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._stop()

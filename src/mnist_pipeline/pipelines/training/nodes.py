@@ -1,0 +1,52 @@
+"""Training nodes: train the CNN in the configured mode, summarise the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from mnist_pipeline.datasets import ImageShards
+from mnist_pipeline.training import TrainingResult, load_trained_model, run_training
+
+
+def train_model(
+    train: ImageShards,
+    validation: ImageShards,
+    fingerprint: dict[str, Any],
+    params: dict[str, Any],
+) -> tuple[keras.Model, dict[str, list[float]], dict[str, Any]]:
+    """Train the CNN on ``train`` (validating on ``validation``) as ``params['mode']`` says.
+
+    Workers read the splits by path and shard them; the chief saves the model
+    (with its 0–255 preprocessing) and returns its path, which is loaded here.
+
+    Returns:
+        ``(trained_model, history, summary)``: the model that takes 0–255 images,
+        metric → per-epoch values, and what the run measured (:func:`summarise`).
+    """
+    result = run_training(
+        train_path=train.path,
+        validation_path=validation.path,
+        fingerprint=fingerprint["model_input"],
+        config=params,
+    )
+    return load_trained_model(result.model_path), result.history, summarise(result, params)
+
+
+def summarise(result: TrainingResult, params: dict[str, Any]) -> dict[str, Any]:
+    """The run in figures: mode, workers, times, throughput, final validation metrics."""
+    final = {f"final_{name}": values[-1] for name, values in result.history.items() if values}
+    images_per_s = result.examples_trained / result.fit_time_s if result.fit_time_s else 0.0
+    return {
+        "mode": params["mode"],
+        "num_workers": result.num_workers,
+        "epochs": result.epochs,
+        "resumed_from_epoch": result.initial_epoch,
+        "batch_size": result.global_batch_size,
+        "wall_time_s": round(result.wall_time_s, 3),
+        "fit_time_s": round(result.fit_time_s, 3),
+        "images_per_s": round(images_per_s, 1),
+        "run_key": result.run_key,
+        **final,
+    }

@@ -1,0 +1,88 @@
+"""The one place for the Keras 3 multi-worker workaround.
+
+Keras 3's TensorFlow trainer cannot ``fit`` under ``MultiWorkerMirroredStrategy``
+with two or more workers (keras-team/keras#20585, tensorflow/tensorflow#72388):
+
+1. ``_maybe_symbolic_build`` all-reduces the first *data batch* across workers
+   to build the model symbolically, which fails with "Attempt to convert a value
+   (PerReplica…)". Building only needs the shapes, so we build from this
+   worker's local batch instead.
+2. ``reduce_per_replica`` reduces the rank-0 loss/metric values with
+   ``axis=0``: "Invalid reduction dimension 0 for input with 0 dimensions". We
+   reduce rank-0 values with ``axis=None`` (a plain cross-worker mean).
+
+Both patches use the private ``keras.src`` API, so keras is pinned
+(requirements.lock) and a two-worker test guards them: if a new keras fixes or
+moves these, the test says so. The alternative (``tf-keras`` + ``TF_USE_LEGACY_KERAS=1``)
+was rejected: it swaps the whole Keras API and file format for every process,
+serving included. See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+
+logger = logging.getLogger(__name__)
+
+#: The keras version these patches were written against and tested with.
+TESTED_KERAS_VERSION = "3.15.1"
+
+_applied = False
+
+
+def apply_multi_worker_fix() -> None:
+    """Patch keras' TensorFlow trainer for multi-worker ``fit`` (idempotent).
+
+    Call in every worker before ``fit`` under ``MultiWorkerMirroredStrategy``.
+    Single-worker training does not need it, and is not changed by it.
+    """
+    global _applied  # noqa: PLW0603 - one process-wide patch, applied once
+    if _applied:
+        return
+    import tensorflow as tf
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if keras.__version__ != TESTED_KERAS_VERSION:
+        logger.warning(
+            "keras %s: the multi-worker fix was written for keras %s; "
+            "run tests/training/test_runner.py's two-worker tests before trusting it",
+            keras.__version__,
+            TESTED_KERAS_VERSION,
+        )
+    original_reduce = tf_trainer.reduce_per_replica
+
+    def _local_batch(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return value.values[0]
+        return value
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tree.map_structure(_local_batch, next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+
+            def _reduce(value):
+                local = strategy.experimental_local_results(value)[0]
+                if local.shape.rank == 0:
+                    return strategy.reduce("MEAN", value, axis=None)
+                return strategy.reduce("MEAN", value, axis=0)
+
+            return tree.map_structure(_reduce, values)
+        return original_reduce(values, strategy, reduction)
+
+    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    _applied = True

@@ -1,0 +1,270 @@
+"""The four training modes around spark-tensorflow-distributor's ``MirroredStrategyRunner``.
+
+============  =================================================================
+mode          what runs where
+============  =================================================================
+single_node   plain Keras in the driver process, no Spark involved
+local         ``MirroredStrategyRunner(local_mode=True)``: in the driver, under
+              the runner's strategy scope (CPU: exactly one slot)
+distributed   the runner on Spark executors: ``num_slots`` barrier tasks, one
+              TensorFlow worker each, in the runner's ``MultiWorkerMirroredStrategy``
+custom        as ``distributed`` with ``use_custom_strategy=True``: the training
+              function builds its own ``MultiWorkerMirroredStrategy`` with the
+              configured communication implementation
+============  =================================================================
+
+Before anything launches, :func:`check_launch` refuses what would otherwise hang
+or fail late: too few task slots for a barrier job (Spark would retry forever),
+``use_gpu`` without a GPU resource, CPU local mode with ``num_slots`` ≠ 1. A
+barrier job that runs past ``timeout_s`` is cancelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .progress import ProgressListener
+from .worker import train
+
+logger = logging.getLogger(__name__)
+
+MODES = ("single_node", "local", "distributed", "custom")
+SPARK_MODES = ("local", "distributed", "custom")
+BARRIER_MODES = ("distributed", "custom")
+
+
+class TrainingLaunchError(RuntimeError):
+    """A training run that cannot start as configured (said before launching)."""
+
+
+class TrainingTimeoutError(TimeoutError):
+    """A barrier training job that ran past ``training.distribution.timeout_s``."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What the chief returned, plus what the driver measured."""
+
+    model_path: str
+    history: dict[str, list[float]]
+    num_workers: int
+    initial_epoch: int
+    epochs: int
+    fit_time_s: float
+    wall_time_s: float
+    examples_trained: int
+    global_batch_size: int
+    run_key: str
+    checkpoint_dir: str
+
+
+def run_key(config: Mapping[str, Any], fingerprint: str) -> str:
+    """A short id of what is trained on what: the checkpoint folder's name.
+
+    The same model, optimizer, epochs, batch size and seed on the same model input
+    resume each other's checkpoints; anything else starts afresh.
+    """
+    keys = ("model", "optimizer", "epochs", "batch_size", "seed")
+    payload = json.dumps(
+        {"config": {key: config.get(key) for key in keys}, "input": fingerprint},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _active_spark():
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise TrainingLaunchError(
+            "training modes local, distributed and custom need a Spark session and none is "
+            "active: run through `kedro run` (the project's Spark hook starts one from "
+            "conf/<env>/spark.yml) or create one before calling the runner"
+        )
+    return spark
+
+
+def available_slots(spark) -> int:
+    """How many tasks the cluster can run at once now (what Spark's barrier check uses)."""
+    jsc = spark.sparkContext._jsc.sc()
+    profile = jsc.resourceProfileManager().defaultResourceProfile()
+    return int(jsc.maxNumConcurrentTasks(profile))
+
+
+def check_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
+    """Refuse, with a clear message, a launch that would hang or fail late.
+
+    Raises:
+        TrainingLaunchError: unknown mode; ``num_slots`` < 1; CPU local mode with
+            ``num_slots`` ≠ 1; ``use_gpu`` without the GPU resource configured;
+            fewer free task slots than ``num_slots`` (after waiting
+            ``slot_wait_s`` for executors to register).
+    """
+    if mode not in MODES:
+        raise TrainingLaunchError(f"training.mode must be one of {MODES}, got {mode!r}")
+    num_slots = int(distribution["num_slots"])
+    use_gpu = bool(distribution.get("use_gpu", False))
+    gpu = str(distribution.get("gpu_resource_name", "gpu"))
+    if num_slots < 1:
+        raise TrainingLaunchError(f"training.distribution.num_slots must be ≥ 1, got {num_slots}")
+    if mode == "local" and not use_gpu and num_slots != 1:
+        raise TrainingLaunchError(
+            f"training.distribution.num_slots is {num_slots} in local mode on CPU: local mode "
+            "trains in the driver process, so it takes exactly 1 slot (set num_slots: 1, or use "
+            "mode: distributed to train on several executors)"
+        )
+    conf = spark.sparkContext.getConf()
+    if use_gpu:
+        key = f"spark.task.resource.{gpu}.amount"
+        if mode == "local" and gpu not in spark.sparkContext.resources:
+            raise TrainingLaunchError(
+                f"training.distribution.use_gpu is true but the driver has no '{gpu}' resource: "
+                f"set spark.driver.resource.{gpu}.amount and its discoveryScript in spark.yml "
+                "(or use_gpu: false)"
+            )
+        if mode in BARRIER_MODES and not conf.contains(key):
+            raise TrainingLaunchError(
+                f"training.distribution.use_gpu is true but `{key}` is not in the Spark "
+                f"configuration: configure GPU scheduling (spark.executor.resource.{gpu}.amount, "
+                f"{key}, discovery script) in spark.yml, or set use_gpu: false"
+            )
+    if mode in BARRIER_MODES:
+        wait_s = float(distribution.get("slot_wait_s", 30))
+        deadline = time.monotonic() + wait_s
+        slots = available_slots(spark)
+        while slots < num_slots and time.monotonic() < deadline:
+            time.sleep(0.5)  # executors of a fresh standalone application are registering
+            slots = available_slots(spark)
+        if slots < num_slots:
+            master = conf.get("spark.master", "?")
+            raise TrainingLaunchError(
+                f"training.distribution.num_slots is {num_slots} but the Spark cluster "
+                f"({master}) can run only {slots} task(s) at once after waiting {wait_s:g} s: "
+                "a barrier job would wait forever. Lower num_slots or add executor cores"
+            )
+
+
+def _run_barrier(spark, runner, timeout_s: float, **kwargs: Any) -> dict[str, Any]:
+    """``runner.run`` in a thread, in its own job group, cancelled after ``timeout_s``."""
+    sc = spark.sparkContext
+    group = f"mnist-training-{uuid.uuid4().hex[:8]}"
+    outcome: dict[str, Any] = {}
+
+    def _target() -> None:
+        sc.setJobGroup(group, "mnist-pipeline distributed training", interruptOnCancel=True)
+        try:
+            outcome["result"] = runner.run(train, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=_target, name=group, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        sc.cancelJobGroup(group)
+        thread.join(60)
+        raise TrainingTimeoutError(
+            f"the barrier training job ran longer than training.distribution.timeout_s = "
+            f"{timeout_s:g} s and was cancelled; its checkpoint is kept, so a re-run resumes"
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def run_training(
+    *,
+    train_path: str,
+    validation_path: str,
+    fingerprint: str,
+    config: Mapping[str, Any],
+) -> TrainingResult:
+    """Train in ``config['mode']`` and return the chief's result.
+
+    ``config`` is the ``training`` parameters: ``mode``, ``distribution``
+    (num_slots, use_gpu, gpu_resource_name, communication, timeout_s, slot_wait_s),
+    ``output_dir``, ``checkpoint`` (dir, keep_after_success) and what
+    :func:`.worker.train` reads.
+    """
+    mode = config["mode"]
+    distribution = dict(config.get("distribution", {}))
+    if mode not in MODES:
+        raise TrainingLaunchError(f"training.mode must be one of {MODES}, got {mode!r}")
+    key = run_key(config, fingerprint)
+    checkpoint_dir = str(Path(config["checkpoint"]["dir"]) / key)
+    output_dir = str(Path(config["output_dir"]) / key)
+    spark = None
+    host = "127.0.0.1"
+    if mode in SPARK_MODES:
+        spark = _active_spark()
+        check_launch(spark, mode, distribution)
+        host = spark.sparkContext.getConf().get("spark.driver.host", host)
+
+    started = time.perf_counter()
+    logger.info("training: mode %s, run %s, checkpoints in %s", mode, key, checkpoint_dir)
+    with ProgressListener(host) as progress:
+        kwargs = {
+            "train_path": train_path,
+            "validation_path": validation_path,
+            "config": dict(config),
+            "output_dir": output_dir,
+            "checkpoint_dir": checkpoint_dir,
+            "progress_address": progress.address,
+        }
+        if mode == "single_node":
+            result = train(**kwargs, strategy="default")
+        else:
+            from spark_tensorflow_distributor import MirroredStrategyRunner
+
+            custom = mode == "custom"
+            runner = MirroredStrategyRunner(
+                num_slots=int(distribution["num_slots"]),
+                local_mode=mode == "local",
+                use_gpu=bool(distribution.get("use_gpu", False)),
+                gpu_resource_name=str(distribution.get("gpu_resource_name", "gpu")),
+                use_custom_strategy=custom,
+            )
+            kwargs["strategy"] = "custom" if custom else "runner"
+            kwargs["communication"] = str(distribution.get("communication", "auto"))
+            if mode == "local":
+                result = runner.run(train, **kwargs)
+            else:
+                result = _run_barrier(
+                    spark, runner, float(distribution.get("timeout_s", 3600)), **kwargs
+                )
+    wall_time = time.perf_counter() - started
+    if not config["checkpoint"].get("keep_after_success", False):
+        import shutil
+
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return TrainingResult(
+        model_path=result["model_path"],
+        history=result["history"],
+        num_workers=int(result["num_workers"]),
+        initial_epoch=int(result["initial_epoch"]),
+        epochs=int(result["epochs"]),
+        fit_time_s=float(result["fit_time_s"]),
+        wall_time_s=wall_time,
+        examples_trained=int(result["examples_trained"]),
+        global_batch_size=int(result["global_batch_size"]),
+        run_key=key,
+        checkpoint_dir=checkpoint_dir,
+    )
+
+
+def load_trained_model(path: str):
+    """Load the model the chief saved (driver side)."""
+    import keras
+
+    return keras.saving.load_model(path)

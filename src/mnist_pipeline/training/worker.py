@@ -1,0 +1,280 @@
+"""The training function that runs in each training process (driver or Spark task).
+
+:func:`train` is importable and picklable on its own: it gets plain arguments
+(paths, a parameter dict, an address to report progress to) and returns plain
+data (the saved model's path, the history, what the chief saw). Spark pickles it
+by reference, so executors import this module from the installed package.
+
+In every worker:
+
+* the model input is read by path and sharded by worker index
+  (:func:`mnist_pipeline.datasets.read_image_shards`);
+* the last completed epoch is restored from the durable checkpoint folder, if any;
+* only the chief (worker 0) writes checkpoints and the final model; the other
+  workers write theirs to a temporary folder that is deleted at once, as
+  TensorFlow's multi-worker guide asks (every worker must run the same saving code);
+* the chief sends one line per epoch to the driver (:mod:`.progress`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .progress import ProgressSender
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "latest.weights.h5"
+STATE_FILE = "state.json"
+MODEL_FILE = "mnist_cnn.keras"
+
+#: How :func:`train` finds its ``tf.distribute`` strategy.
+STRATEGIES = ("default", "runner", "custom")
+COMMUNICATION = ("auto", "ring", "nccl")
+
+
+def _set_threads(threads: Mapping[str, int] | None) -> None:
+    import tensorflow as tf
+
+    threads = threads or {}
+    try:
+        if threads.get("intra_op"):
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads["intra_op"]))
+        if threads.get("inter_op"):
+            tf.config.threading.set_inter_op_parallelism_threads(int(threads["inter_op"]))
+    except RuntimeError:  # the runtime is already initialised (driver process): keep it
+        logger.info("TensorFlow already initialised; thread settings left as they are")
+
+
+def _custom_strategy(communication: str):
+    """``use_custom_strategy=True``: this function builds its own strategy."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    if communication not in COMMUNICATION:
+        raise ValueError(
+            f"training.communication must be one of {COMMUNICATION}, got {communication!r}"
+        )
+    # A reused Python worker keeps the previous run's collective ops configured.
+    context._reset_context()
+    implementation = getattr(
+        tf.distribute.experimental.CommunicationImplementation, communication.upper()
+    )
+    options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def _worker_position(strategy) -> tuple[int, int]:
+    """``(worker_index, num_workers)`` of this process in the training cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return 0, 1
+    workers = resolver.cluster_spec().as_dict().get("worker", [])
+    return int(resolver.task_id or 0), max(len(workers), 1)
+
+
+def _write_dir(target: str, is_chief: bool) -> str:
+    """Where this worker writes: the real place for the chief, a temporary one otherwise."""
+    if is_chief:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        return target
+    return tempfile.mkdtemp(prefix="mnist-worker-")
+
+
+def _read_state(checkpoint_dir: str) -> dict[str, Any] | None:
+    state_path = Path(checkpoint_dir) / STATE_FILE
+    if not (state_path.is_file() and (Path(checkpoint_dir) / WEIGHTS_FILE).is_file()):
+        return None
+    return json.loads(state_path.read_text())
+
+
+def _save_checkpoint(model, checkpoint_dir: str, state: dict[str, Any], is_chief: bool) -> None:
+    """Weights, then the state that names them, each swapped in atomically."""
+    folder = _write_dir(checkpoint_dir, is_chief)
+    try:
+        weights = Path(folder) / f".tmp-{WEIGHTS_FILE}"
+        model.save_weights(str(weights))
+        os.replace(weights, Path(folder) / WEIGHTS_FILE)
+        state_tmp = Path(folder) / f".tmp-{STATE_FILE}"
+        state_tmp.write_text(json.dumps(state, indent=2))
+        os.replace(state_tmp, Path(folder) / STATE_FILE)
+    finally:
+        if not is_chief:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _dataset(images, labels, batch_size: int, *, seed: int | None):
+    """An endless stream of full batches (fit bounds it with a step count)."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if seed is not None:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Each worker already reads only its own shard files.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+def train(
+    *,
+    train_path: str,
+    validation_path: str,
+    config: Mapping[str, Any],
+    output_dir: str,
+    checkpoint_dir: str,
+    progress_address: tuple[str, int] | None = None,
+    strategy: str = "default",
+    communication: str = "auto",
+) -> dict[str, Any]:
+    """Train the CNN in this process and return where the chief saved it.
+
+    Args:
+        train_path: the training split's shard folder (absolute path or URL).
+        validation_path: the validation split's shard folder.
+        config: the ``training`` parameters (model, optimizer, epochs, batch_size,
+            seed, worker_threads).
+        output_dir: the folder the chief writes the final model into.
+        checkpoint_dir: the durable folder of this run's per-epoch checkpoint.
+        progress_address: ``(host, port)`` of the driver's progress listener.
+        strategy: ``default`` (no distribution: single node), ``runner`` (the
+            runner already opened a ``MultiWorkerMirroredStrategy`` scope) or
+            ``custom`` (build our own, with ``communication``).
+        communication: the collective implementation in ``custom``: auto, ring, nccl.
+
+    Returns:
+        ``model_path`` (chief only; ``None`` elsewhere), ``history`` (metric →
+        per-epoch list, from epoch 1 even after a resume), ``num_workers``,
+        ``worker_index``, ``initial_epoch``, ``epochs``, ``fit_time_s``,
+        ``examples_trained`` (in this run, all workers), ``global_batch_size``.
+    """
+    import keras
+    import tensorflow as tf
+
+    from mnist_pipeline.datasets import read_image_shards
+    from mnist_pipeline.datasets.image_shards import read_manifest
+
+    from .model import build_core_model, compile_model, learning_rate_at, with_preprocessing
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    _set_threads(config.get("worker_threads"))
+    if strategy == "custom":
+        distribution = _custom_strategy(communication)
+    else:
+        distribution = tf.distribute.get_strategy()
+    worker_index, num_workers = _worker_position(distribution)
+    is_chief = worker_index == 0
+    if num_workers > 1:
+        from .keras_compat import apply_multi_worker_fix
+
+        apply_multi_worker_fix()
+
+    epochs, batch_size = int(config["epochs"]), int(config["batch_size"])
+    seed = int(config["seed"])
+    keras.utils.set_random_seed(seed)
+    reporter = ProgressSender(progress_address, enabled=is_chief)
+    reporter.send(event="start", worker_index=worker_index, num_workers=num_workers, epochs=epochs)
+
+    # ``batch_size`` is the global batch: tf.distribute splits each worker's batches
+    # so that one step consumes ``batch_size`` examples across all workers. Every
+    # worker takes the same number of steps, whatever the size of its shard files.
+    images, labels = read_image_shards(train_path, worker_index, num_workers)
+    val_images, val_labels = read_image_shards(validation_path, worker_index, num_workers)
+    total = int(read_manifest(train_path)["num_examples"])
+    val_total = int(read_manifest(validation_path)["num_examples"])
+    steps_per_epoch = max(total // batch_size, 1)
+    validation_steps = max(math.ceil(val_total / batch_size), 1)
+    train_data = _dataset(images, labels, batch_size, seed=seed + worker_index)
+    validation_data = _dataset(val_images, val_labels, batch_size, seed=None)
+
+    scope = distribution.scope() if strategy == "custom" else _null_scope()
+    with scope:
+        model = compile_model(build_core_model(config["model"]), config["optimizer"])
+        state = _read_state(checkpoint_dir)
+        initial_epoch, history = 0, {}
+        if state is not None:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(str(Path(checkpoint_dir) / WEIGHTS_FILE))
+            initial_epoch, history = int(state["epoch"]), dict(state["history"])
+            reporter.send(event="resume", epoch=initial_epoch, checkpoint_dir=checkpoint_dir)
+
+        class _Epochs(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.model.optimizer.learning_rate.assign(
+                    learning_rate_at(epoch, epochs, config["optimizer"])
+                )
+                self._started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                figures = {key: float(value) for key, value in (logs or {}).items()}
+                for key, value in figures.items():
+                    history.setdefault(key, []).append(value)
+                _save_checkpoint(
+                    self.model,
+                    checkpoint_dir,
+                    {"epoch": epoch + 1, "epochs": epochs, "history": history},
+                    is_chief,
+                )
+                reporter.send(
+                    event="epoch",
+                    epoch=epoch + 1,
+                    epochs=epochs,
+                    seconds=time.perf_counter() - self._started,
+                    logs=figures,
+                )
+
+        started = time.perf_counter()
+        if initial_epoch < epochs:
+            model.fit(
+                train_data,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=validation_data,
+                validation_steps=validation_steps,
+                callbacks=[_Epochs()],
+                shuffle=False,  # the dataset shuffles itself
+                verbose=0,
+            )
+        fit_time = time.perf_counter() - started
+
+        folder = _write_dir(output_dir, is_chief)
+        model_path = str(Path(folder) / MODEL_FILE)
+        with_preprocessing(model).save(model_path)
+        if not is_chief:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    result = {
+        "model_path": model_path if is_chief else None,
+        "history": history,
+        "num_workers": num_workers,
+        "worker_index": worker_index,
+        "initial_epoch": initial_epoch,
+        "epochs": epochs,
+        "fit_time_s": fit_time,
+        "examples_trained": (epochs - initial_epoch) * steps_per_epoch * batch_size,
+        "global_batch_size": batch_size,
+    }
+    reporter.send(event="end", num_workers=num_workers, fit_time_s=fit_time)
+    reporter.close()
+    return result
+
+
+class _null_scope:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
