@@ -10,14 +10,32 @@ from kedro.pipeline import Pipeline
 SANDBOX_STAGES = ("ingestion", "preprocessing", "training", "evaluation", "promotion")
 
 
+def namespaced(name: str, pipeline: Pipeline) -> Pipeline:
+    """Put every node of a stage's pipeline in the namespace ``<name>``.
+
+    kedro-viz draws each namespace as one collapsible box per stage, and
+    ``kedro run --namespaces <name>`` selects a stage by it. Only node names are
+    prefixed (``ingestion.validate_train_split``): dataset and parameter names
+    stay exactly as in the catalog and ``parameters_<name>.yml``. A stage whose
+    nodes already carry the namespace is returned unchanged.
+    """
+    if all(node.namespace == name for node in pipeline.nodes):
+        return pipeline
+    return Pipeline(pipeline, namespace=name, prefix_datasets_with_namespace=False)
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Register every pipeline under ``pipelines/`` plus ``__default__``.
 
+    Each stage is namespaced by its name (see :func:`namespaced`).
     ``__default__`` (what a bare ``kedro run`` runs) is the sandbox lifecycle:
     the stages of :data:`SANDBOX_STAGES` that exist. Every stage can also be run
     alone with ``kedro run --pipeline <name>``.
     """
-    pipelines = find_pipelines(raise_errors=True)
+    pipelines = {
+        name: namespaced(name, pipeline)
+        for name, pipeline in find_pipelines(raise_errors=True).items()
+    }
     pipelines["__default__"] = sum(
         (pipelines[name] for name in SANDBOX_STAGES if name in pipelines), Pipeline([])
     )

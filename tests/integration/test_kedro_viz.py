@@ -1,0 +1,230 @@
+"""kedro-viz on the real project: a real ``kedro viz run`` server seen by headless Chromium.
+
+The server and ``kedro viz build`` run in a scratch copy of the project (``pyproject.toml``,
+``conf/`` without personal ``conf/local`` files, ``src/``), so they never write into the
+working tree. The screenshot is kept as a test artifact:
+``test-artifacts/kedro-viz/flowchart.png`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from kedro.framework.project import configure_project
+
+from tests.integration.browser import dump_dom, require_chromium, screenshot
+from tests.integration.mlflow_servers import free_port
+
+pytestmark = pytest.mark.integration
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 180.0  # about 10 s on an idle machine; much more on 2 busy cores
+STOP_TIMEOUT_S = 15.0
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+# Nodes the data scientists look for first; the tests also check every other node.
+LANDMARKS = ("validate_train_split", "split_train_validation")
+# Datasets kedro-viz draws without a layer: in-memory intermediates and parameters.
+UNLAYERED_TYPES = {None, "io.memory_dataset.MemoryDataset"}
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "kedro-viz"
+
+
+def _project_copy(project_root: Path, target: Path) -> Path:
+    """A scratch copy of the project that kedro (and kedro-viz) can run from."""
+    target.mkdir(parents=True)
+    shutil.copy2(project_root / "pyproject.toml", target)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(project_root / "src", target / "src", ignore=ignore)
+    for env in ("base", "azure", "gcp"):
+        shutil.copytree(project_root / "conf" / env, target / "conf" / env, ignore=ignore)
+    (target / "conf" / "local").mkdir()
+    return target
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    """The test's environment with every output location moved into ``scratch``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KEDRO_DISABLE_TELEMETRY": "1",
+            "DO_NOT_TRACK": "1",
+            "MNIST_SOURCE": str(scratch / "no-source"),  # viz never reads data
+            "MNIST_DATA_ROOT": str(scratch / "data"),
+            "MNIST_CACHE_DIR": str(scratch / "data/01_raw/mnist"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
+            "MLFLOW_ARTIFACT_LOCATION": str(scratch / "mlruns"),
+            # Put the copy's package first, whatever the editable install points at.
+            "PYTHONPATH": os.pathsep.join(
+                [str(scratch / "project" / "src"), env.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+        }
+    )
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server's whole process group (kedro viz spawns children)."""
+    if process.poll() is not None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def registered_pipelines(project_root: Path) -> dict:
+    """The project's pipelines as its registry builds them (what kedro-viz must show)."""
+    configure_project("mnist_pipeline")
+    from mnist_pipeline.pipeline_registry import register_pipelines
+
+    return register_pipelines()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return require_chromium()
+
+
+@pytest.fixture(scope="module")
+def viz_url(tmp_path_factory, project_root: Path) -> Iterator[str]:
+    """``kedro viz run --no-browser`` on 127.0.0.1:<free port>, stopped (as a group) after."""
+    scratch = tmp_path_factory.mktemp("kedro-viz")
+    project = _project_copy(project_root, scratch / "project")
+    port = free_port(HOST)
+    url = f"http://{HOST}:{port}"
+    log_path = scratch / "kedro-viz.log"
+    command = [KEDRO, "viz", "run", "--no-browser", "--host", HOST, "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=project,
+            env=_environment(scratch),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as a whole
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"`{' '.join(command)}` exited with {process.returncode} before answering:\n"
+                    + log_path.read_text(errors="replace")[-4000:]
+                )
+            try:
+                if requests.get(f"{url}/api/main", timeout=5).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"kedro viz did not answer {url}/api/main within {START_TIMEOUT_S:.0f} s:\n"
+                    + log_path.read_text(errors="replace")[-4000:]
+                )
+            time.sleep(1)
+        yield url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def api_main(viz_url: str) -> dict:
+    response = requests.get(f"{viz_url}/api/main", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _drawn_nodes(dom: str) -> dict[str, list[tuple[str, str]]]:
+    """``{node type: [(data-id, data-node-fullname), ...]}`` of the flowchart's SVG nodes."""
+    drawn: dict[str, list[tuple[str, str]]] = {}
+    for tag in re.findall(r"<g\b[^>]*\bclass=\"pipeline-node [^\"]*\"[^>]*>", dom):
+        attributes = dict(re.findall(r"([\w-]+)=\"([^\"]*)\"", tag))
+        drawn.setdefault(attributes["data-node-type"], []).append(
+            (attributes["data-id"], attributes["data-node-fullname"])
+        )
+    return drawn
+
+
+def test_api_serves_every_registered_node(api_main, registered_pipelines):
+    expected = {node.name for node in registered_pipelines["__default__"].nodes}
+    served = {node["full_name"] for node in api_main["nodes"] if node["type"] == "task"}
+    assert served == expected
+    assert {p["id"] for p in api_main["pipelines"]} == set(registered_pipelines)
+
+
+def test_flowchart_draws_one_box_per_stage(chromium, viz_url, registered_pipelines):
+    stages = {node.namespace for node in registered_pipelines["__default__"].nodes}
+    drawn = _drawn_nodes(dump_dom(chromium, f"{viz_url}/"))
+    assert {name for _, name in drawn.get("modularPipeline", [])} == stages
+    assert "task" not in drawn, "collapsed stages should hide their nodes"
+
+
+def test_flowchart_draws_every_node_when_expanded(chromium, viz_url, api_main):
+    dom = dump_dom(chromium, f"{viz_url}/?expandAllPipelines=true")
+    drawn = _drawn_nodes(dom)
+    tasks = {node["id"]: node["name"] for node in api_main["nodes"] if node["type"] == "task"}
+    assert dict(drawn.get("task", [])) == tasks
+    for name in LANDMARKS:
+        assert re.search(rf"class=\"pipeline-node__text\"[^>]*>{name}</text>", dom), name
+
+
+def test_flowchart_screenshot(chromium, viz_url):
+    from PIL import Image
+
+    path = screenshot(chromium, f"{viz_url}/?expandAllPipelines=true", ARTIFACTS / "flowchart.png")
+    with Image.open(path) as image:
+        assert image.size == (1600, 1000)
+        # A drawn page, not a blank or error page: many distinct colours.
+        assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_catalog_datasets_carry_a_layer(api_main):
+    unlayered = sorted(
+        node["name"]
+        for node in api_main["nodes"]
+        if node["type"] == "data"
+        and node["dataset_type"] not in UNLAYERED_TYPES
+        and not node["layer"]
+    )
+    assert not unlayered, f"datasets without metadata.kedro-viz.layer: {unlayered}"
+    assert api_main["layers"][:2] == ["raw", "intermediate"]
+    assert api_main["layers"][-1] == "reporting"
+
+
+def test_viz_build(tmp_path, project_root, registered_pipelines):
+    """``kedro viz build``: a static site with the project's data, offline."""
+    project = _project_copy(project_root, tmp_path / "project")
+    result = subprocess.run(
+        [KEDRO, "viz", "build"],
+        cwd=project,
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    build = project / "build"
+    assert (build / "index.html").is_file()
+    main = json.loads((build / "api" / "main").read_text())
+    expected = {node.name for node in registered_pipelines["__default__"].nodes}
+    assert {n["full_name"] for n in main["nodes"] if n["type"] == "task"} == expected
+    for name in registered_pipelines:
+        assert (build / "api" / "pipelines" / name).is_file(), name

@@ -1,0 +1,67 @@
+"""The pipeline registry: one namespaced pipeline per stage, tagged with its workspace."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.framework.project import configure_project, find_pipelines
+from kedro.pipeline import Node, Pipeline
+
+from mnist_pipeline.pipeline_registry import SANDBOX_STAGES, namespaced, register_pipelines
+
+# Each node runs on one side of the case: the sandbox (azure) or production (gcp).
+WORKSPACE_TAGS = {"azure", "gcp"}
+
+
+def _identity(x):
+    return x
+
+
+@pytest.fixture(scope="module")
+def registered() -> dict[str, Pipeline]:
+    configure_project("mnist_pipeline")
+    return register_pipelines()
+
+
+@pytest.fixture(scope="module")
+def discovered() -> dict[str, Pipeline]:
+    configure_project("mnist_pipeline")
+    return find_pipelines(raise_errors=True)
+
+
+def test_every_stage_is_namespaced_by_its_name(registered):
+    for name, pipeline in registered.items():
+        if name == "__default__":
+            continue
+        assert {node.namespace for node in pipeline.nodes} == {name}, name
+        assert all(node.name.startswith(f"{name}.") for node in pipeline.nodes), name
+
+
+def test_namespacing_keeps_dataset_and_parameter_names(registered, discovered):
+    for name, pipeline in discovered.items():
+        if name == "__default__":  # find_pipelines' own: every pipeline summed
+            continue
+        assert registered[name].all_inputs() == pipeline.all_inputs(), name
+        assert registered[name].all_outputs() == pipeline.all_outputs(), name
+
+
+def test_every_node_belongs_to_one_workspace(registered):
+    for node in registered["__default__"].nodes:
+        assert len(node.tags & WORKSPACE_TAGS) == 1, f"{node.name}: tags {sorted(node.tags)}"
+    for name, pipeline in registered.items():
+        for node in pipeline.nodes:
+            assert node.tags & WORKSPACE_TAGS, f"{name}: {node.name} has no azure/gcp tag"
+
+
+def test_default_is_the_sandbox_lifecycle(registered):
+    stages = [name for name in SANDBOX_STAGES if name in registered]
+    assert {node.namespace for node in registered["__default__"].nodes} == set(stages)
+    assert "ingestion" in stages and "preprocessing" in stages
+    assert all("azure" in node.tags for node in registered["__default__"].nodes)
+
+
+def test_namespaced_leaves_an_already_namespaced_stage_alone():
+    stage = Pipeline([Node(_identity, "a", "b", name="copy")], namespace="extra")
+    assert namespaced("extra", stage) is stage
+    renamed = namespaced("other", Pipeline([Node(_identity, "a", "b", name="copy")]))
+    assert [node.name for node in renamed.nodes] == ["other.copy"]
+    assert renamed.all_inputs() == {"a"} and renamed.all_outputs() == {"b"}
