@@ -10,7 +10,8 @@ on black (0). :func:`to_mnist` does the same to a photo or a scan:
    digit is light on dark whatever the paper and pen;
 3. the background level is subtracted, contrast stretched to 0–255, faint noise
    (paper texture, JPEG ringing) below ``NOISE_LEVEL`` dropped;
-4. the digit's bounding box is cropped, resized so its longer side is 20 px;
+4. the digit's bounding box is cropped, resized so its longer side is 20 px
+   (Lanczos anti-aliasing), and stretched to 0–255 again;
 5. pasted into 28 × 28 with its centre of mass at (14, 14), as in MNIST.
 """
 
@@ -103,6 +104,7 @@ def to_mnist(image: Image.Image | np.ndarray, name: str = "image") -> np.ndarray
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     digit = Image.fromarray(crop.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
     digit = np.asarray(digit, dtype=np.float32)
+    digit *= 255.0 / max(float(digit.max()), 1.0)  # full range again, as MNIST digits have
     return _centre_by_mass(digit)
 
 

@@ -120,6 +120,8 @@ def create_app(
 
     async def status(request: Request) -> Response:
         endpoint = request.path_params["model"]
+        if endpoint.endswith(":predict"):
+            return await method_not_allowed(request, None)
         if endpoint != name:
             return _error(
                 f"model {endpoint!r} is not served here; this server serves {name!r}", 404
@@ -149,7 +151,7 @@ def create_app(
             404,
         )
 
-    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    async def method_not_allowed(request: Request, exc: Exception | None) -> Response:
         return _error(f"method {request.method} is not allowed on {request.url.path}", 405)
 
     routes = [

@@ -1,0 +1,88 @@
+"""Images of any size and colour → MNIST's convention, checked on real MNIST digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_pipeline.client.image import ImageReadError, load_mnist_image, to_mnist
+from tests.client.render import render, save
+from tests.serving.registered_model import load_split
+
+
+@pytest.fixture(scope="module")
+def digits(real_mnist_dir: Path) -> dict[str, np.ndarray]:
+    test = load_split(real_mnist_dir, "t10k")
+    return {"images": test["images"][:40], "labels": test["labels"][:40]}
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+def _mass_centre(image: np.ndarray) -> tuple[float, float]:
+    weights = image.astype(float)
+    rows, cols = np.indices(image.shape)
+    return (rows * weights).sum() / weights.sum(), (cols * weights).sum() / weights.sum()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "save_args"),
+    [
+        ("dark ink on cream paper, JPEG", {}, {"format": "JPEG", "quality": 85}),
+        ("white chalk on a blackboard, PNG", {"paper": (30, 40, 35), "ink": (235, 235, 230)}, {}),
+        ("small and off-centre, PNG", {"scale": 2, "canvas": (90, 70), "offset": (5, 12)}, {}),
+        ("huge, JPEG", {"scale": 20, "canvas": (700, 900), "offset": (40, 300)}, {"quality": 90}),
+    ],
+)
+def test_rendered_mnist_digits_come_back_as_mnist(
+    digits, tmp_path: Path, name: str, kwargs: dict, save_args: dict
+) -> None:
+    scores = []
+    for index, digit in enumerate(digits["images"]):
+        suffix = ".jpg" if save_args.get("format") == "JPEG" or "quality" in save_args else ".png"
+        path = save(render(digit, **kwargs), tmp_path / f"{index}{suffix}", **save_args)
+        recovered = load_mnist_image(path)
+        assert recovered.shape == (28, 28)
+        assert recovered.dtype == np.uint8
+        assert recovered.max() == 255  # white digit on black, full range
+        assert np.count_nonzero(recovered[:2]) == 0  # a black margin, as in MNIST
+        row, col = _mass_centre(recovered)
+        assert abs(row - 14) <= 1 and abs(col - 14) <= 1
+        scores.append(_correlation(recovered, digit))
+    assert np.median(scores) > 0.9, f"{name}: {np.round(scores, 2)}"
+
+
+def test_digit_fits_a_20_pixel_box_keeping_its_aspect_ratio() -> None:
+    bar = np.zeros((400, 400), np.uint8)
+    bar[50:350, 180:220] = 255  # a tall stroke, 300 × 40
+    image = to_mnist(Image.fromarray(bar))
+    rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+    assert rows[-1] - rows[0] + 1 == 20
+    assert cols[-1] - cols[0] + 1 in (3, 4)  # 40 × 20/300 ≈ 2.7 plus anti-aliasing
+
+
+def test_transparent_background_uses_the_strokes(digits) -> None:
+    digit = digits["images"][0]
+    rgba = np.zeros((*digit.shape, 4), np.uint8)
+    rgba[..., 3] = digit  # black strokes whose opacity is the digit, on transparency
+    recovered = to_mnist(Image.fromarray(rgba, "RGBA").resize((112, 112)))
+    assert _correlation(recovered, digit) > 0.9
+
+
+def test_blank_image_is_refused(tmp_path: Path) -> None:
+    path = save(Image.new("RGB", (64, 64), (250, 250, 250)), tmp_path / "blank.png")
+    with pytest.raises(ImageReadError, match=r"blank\.png: no digit found"):
+        load_mnist_image(path)
+
+
+def test_unreadable_and_missing_files_are_named(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    with pytest.raises(ImageReadError, match=r"cannot read .*broken\.png as an image"):
+        load_mnist_image(broken)
+    with pytest.raises(ImageReadError, match=r"image file not found: .*nope\.jpg"):
+        load_mnist_image(tmp_path / "nope.jpg")

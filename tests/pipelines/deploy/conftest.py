@@ -1,0 +1,1 @@
+from tests.serving.fixtures import model_server, registered  # noqa: F401

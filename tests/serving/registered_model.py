@@ -1,0 +1,156 @@
+"""A real, small promoted model for the serving, client and deploy tests.
+
+A Keras model of the trained-model contract (float32 (N, 28, 28, 1) values 0–255 in,
+Rescaling(1/255) first, (N, 10) softmax out), trained one epoch on a slice of real
+MNIST so its accuracy is real, logged with ``mlflow.keras`` and registered with the
+alias ``production`` in a SQLite MLflow store. Built once per test session (a module
+cache: several test folders' fixtures share it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_pipeline.datasets import MNISTIDXDataset
+
+MODEL_NAME = "mnist_cnn"
+ALIAS = "production"
+TRAIN_IMAGES = 12_000
+
+_CACHE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """Where the registered model is and the test split it is checked on."""
+
+    registry_uri: str
+    name: str
+    alias: str
+    version: str
+    test_images: np.ndarray  # uint8 (10000, 28, 28)
+    test_labels: np.ndarray  # uint8 (10000,)
+    root: Path
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}"
+
+
+def load_split(mnist_dir: Path, prefix: str) -> dict[str, np.ndarray]:
+    return MNISTIDXDataset(
+        images=str(mnist_dir / f"{prefix}-images-idx3-ubyte.gz"),
+        labels=str(mnist_dir / f"{prefix}-labels-idx1-ubyte.gz"),
+    ).load()
+
+
+def build_model():
+    """A small CNN with the trained-model contract (preprocessing inside)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def sqlite_registry(root: Path) -> tuple[str, str]:
+    """A SQLite store URI under ``root`` and an artifact location beside it."""
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'production.db'}", (root / "artifacts").as_uri()
+
+
+def register(
+    model,
+    uri: str,
+    artifact_location: str | None = None,
+    name: str = MODEL_NAME,
+    alias: str = ALIAS,
+) -> str:
+    """Log ``model`` with mlflow.keras into the registry at ``uri``, alias it; its version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name("promotion")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment("promotion", artifact_location=artifact_location)
+    )
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id):
+            info = mlflow.keras.log_model(
+                model, name="model", pip_requirements=["mlflow", "tensorflow-cpu", "keras"]
+            )
+            version = mlflow.register_model(info.model_uri, name)
+        client.set_registered_model_alias(name, alias, version.version)
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    return str(version.version)
+
+
+def registered_model(root: Path, mnist_dir: Path) -> RegisteredModel:
+    """The session's registered model, trained and registered on first use."""
+    if "model" not in _CACHE:
+        train, test = load_split(mnist_dir, "train"), load_split(mnist_dir, "t10k")
+        model = build_model()
+        model.fit(
+            train["images"][:TRAIN_IMAGES, ..., None].astype(np.float32),
+            train["labels"][:TRAIN_IMAGES],
+            epochs=1,
+            batch_size=128,
+            verbose=0,
+        )
+        uri, artifacts = sqlite_registry(root)
+        version = register(model, uri, artifacts)
+        _CACHE["model"] = RegisteredModel(
+            registry_uri=uri,
+            name=MODEL_NAME,
+            alias=ALIAS,
+            version=version,
+            test_images=test["images"],
+            test_labels=test["labels"],
+            root=root,
+        )
+    return _CACHE["model"]
+
+
+def shared_server(model: RegisteredModel) -> Any:
+    """One real model server (``python -m mnist_pipeline.serving``) for the whole session."""
+    from mnist_pipeline.serving import ServerProcess, ServerSettings
+
+    server = _CACHE.get("server")
+    if server is None or not server.is_healthy():
+        settings = ServerSettings(port=0, max_request_bytes=1_000_000, max_batch_size=64)
+        server = ServerProcess(
+            model.model_uri, model.registry_uri, settings, workdir=model.root / "server"
+        )
+        (model.root / "server").mkdir(parents=True, exist_ok=True)
+        _CACHE["server"] = server.start()
+    return server
+
+
+def stop_shared_server() -> None:
+    server = _CACHE.pop("server", None)
+    if server is not None:
+        server.stop()
