@@ -1,0 +1,119 @@
+"""A real Spark standalone cluster on 127.0.0.1: one master, N one-core workers.
+
+Started from the scripts of the installed pyspark (``bin/spark-class``), each
+daemon in its own process group, stopped (and waited for) on close.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pyspark
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StandaloneCluster:
+    """``StandaloneCluster(folder, workers=2).start()``; ``.master_url``; ``.close()``."""
+
+    def __init__(self, folder: Path, workers: int = 2, cores: int = 1, memory: str = "3g"):
+        self.folder = Path(folder)
+        self.workers = workers
+        self.cores = cores
+        self.memory = memory
+        self.spark_home = Path(pyspark.__file__).parent
+        self.port = _free_port()
+        self.ui_port = _free_port()
+        self.master_url = f"spark://127.0.0.1:{self.port}"
+        self._processes: list[subprocess.Popen] = []
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            SPARK_HOME=str(self.spark_home),
+            SPARK_LOCAL_IP="127.0.0.1",
+            SPARK_LOG_DIR=str(self.folder / "logs"),
+            SPARK_WORKER_DIR=str(self.folder / "work"),
+        )
+        return env
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [str(self.spark_home / "bin" / "spark-class"), *args],
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._processes.append(process)
+
+    def start(self, timeout_s: float = 90) -> StandaloneCluster:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port),
+        )  # fmt: skip
+        for index in range(self.workers):
+            self._spawn(
+                f"worker-{index}",
+                "org.apache.spark.deploy.worker.Worker",
+                self.master_url,
+                "--host", "127.0.0.1", "--webui-port", "0",
+                "--cores", str(self.cores), "--memory", self.memory,
+                "--work-dir", str(self.folder / "work"),
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.alive_workers() >= self.workers:
+                return self
+            for process in self._processes:
+                if process.poll() is not None:
+                    self.close()
+                    raise RuntimeError(
+                        f"a Spark daemon exited with {process.returncode}; see {self.folder}/*.log"
+                    )
+            time.sleep(1)
+        self.close()
+        raise RuntimeError(f"{self.workers} Spark workers did not register in {timeout_s:g} s")
+
+    def alive_workers(self) -> int:
+        import json
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=2) as r:
+                state = json.load(r)
+        except OSError:
+            return 0
+        return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
+
+    def executor_logs(self) -> str:
+        """Every executor's stderr (for failure messages)."""
+        return "\n".join(
+            f"--- {path}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted((self.folder / "work").glob("app-*/*/stderr"))
+        )
+
+    def close(self) -> None:
+        for process in reversed(self._processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self._processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self._processes.clear()

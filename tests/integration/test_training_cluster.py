@@ -1,0 +1,78 @@
+"""distributed and custom modes on a real Spark standalone cluster: a master and two
+one-core workers on 127.0.0.1, started from the installed pyspark's scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mnist_pipeline.training import run_training
+from mnist_pipeline.training.runner import available_slots
+from tests.integration.spark_cluster import StandaloneCluster
+from tests.training.conftest import (
+    small_config,
+    spark_session,
+    test_accuracy,
+    write_model_input,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    started = StandaloneCluster(tmp_path_factory.mktemp("spark-cluster"), workers=2).start()
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def cluster_model_input(real_mnist_dir, tmp_path_factory):
+    return write_model_input(real_mnist_dir, tmp_path_factory.mktemp("model_input"))
+
+
+@pytest.fixture(scope="module")
+def cluster_spark(cluster):
+    spark = spark_session(cluster.master_url, app="mnist-pipeline-cluster-tests")
+    yield cluster, spark
+    spark.stop()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("distributed", {}),
+        ("custom", {"distribution": {"communication": "ring"}}),
+    ],
+    ids=["distributed", "custom-ring"],
+)
+def test_two_executors_train_together_and_learn(
+    case, tmp_path, cluster_model_input, cluster_spark, caplog
+):
+    mode, extra = case
+    cluster, spark = cluster_spark
+    small_model_input = cluster_model_input
+    caplog.set_level("INFO", logger="mnist_pipeline.training")
+    config = small_config(tmp_path, mode, **extra)
+    config["distribution"]["slot_wait_s"] = 60  # executors register after the session starts
+    try:
+        result = run_training(
+            train_path=small_model_input["train"],
+            validation_path=small_model_input["validation"],
+            fingerprint="test-input",
+            config=config,
+        )
+    except Exception:
+        print(cluster.executor_logs())
+        raise
+    assert available_slots(spark) == 2
+    assert result.num_workers == 2  # the cluster size the chief saw
+    assert result.global_batch_size == 64
+    assert Path(result.model_path).is_file()
+    assert test_accuracy(result.model_path, small_model_input) > 0.8
+    # Per-epoch progress from the executors reached the driver's log.
+    assert "training started: worker 0 of 2 (chief)" in caplog.text
+    assert "epoch 2/2" in caplog.text
+    # Both executors took part: each has its own executor folder with a log.
+    assert len(list(cluster.folder.glob("work/app-*/*/stderr"))) >= 2
