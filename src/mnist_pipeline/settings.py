@@ -8,6 +8,7 @@ import warnings
 from kedro.config import OmegaConfigLoader
 
 from mnist_pipeline.hooks import SparkHooks
+from mnist_pipeline.registry.hooks import MlflowLocalStoreHook
 
 # kedro and kedro-mlflow call OmegaConf's old resolver API; the deprecation
 # notice is theirs to fix and only buries the run's own output.
@@ -34,4 +35,4 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Project hooks (kedro-mlflow registers its own through its entry point).
-HOOKS = (SparkHooks(),)
+HOOKS = (MlflowLocalStoreHook(), SparkHooks())

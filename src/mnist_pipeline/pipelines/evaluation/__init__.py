@@ -1,0 +1,5 @@
+"""Evaluation: test-set metrics, per-class report and plots of the trained model."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

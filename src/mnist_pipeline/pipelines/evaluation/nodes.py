@@ -1,0 +1,184 @@
+"""Evaluation nodes: the trained model on the raw test set, metrics, report and plots.
+
+The model is evaluated exactly as it will be served: on ``mnist_test`` as MNIST stores it
+(uint8, 0–255, no channel axis) through the image contract, never on pre-scaled arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # nodes run headless (CI, Spark drivers)
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from mnist_pipeline.image_contract import to_model_batch
+
+NUM_CLASSES = 10
+_EPS = 1e-7
+
+
+def predict_test_set(model: Any, test: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    """Class probabilities (N, 10) of the raw test images, batch by batch.
+
+    Args:
+        model: a Keras model of the trained-model contract (0–255 in, probabilities out).
+        test: ``{"images": uint8 (N, 28, 28), "labels": uint8 (N,)}``.
+        params: ``batch_size``.
+    """
+    batch = to_model_batch(test["images"])
+    probabilities = model.predict(batch, batch_size=int(params.get("batch_size", 1024)), verbose=0)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.shape != (len(batch), NUM_CLASSES):
+        raise ValueError(
+            f"the model must return (N, {NUM_CLASSES}) probabilities, "
+            f"returned {probabilities.shape} for {len(batch)} images"
+        )
+    return probabilities
+
+
+def compute_metrics(probabilities: np.ndarray, test: dict[str, np.ndarray]) -> dict[str, float]:
+    """Test accuracy, log loss (cross-entropy) and macro-averaged precision/recall/F1."""
+    labels = test["labels"].astype(np.int64)
+    predicted = probabilities.argmax(axis=1)
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], _EPS, 1.0)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, labels=range(NUM_CLASSES), average="macro", zero_division=0
+    )
+    return {
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_loss": float(-np.log(picked).mean()),
+        "test_macro_precision": float(precision),
+        "test_macro_recall": float(recall),
+        "test_macro_f1": float(f1),
+        "test_images": len(labels),
+    }
+
+
+def metrics_for_mlflow(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The metrics in kedro-mlflow's ``MlflowMetricsHistoryDataset`` format (one step)."""
+    return {name: {"value": float(value), "step": 0} for name, value in metrics.items()}
+
+
+def per_class_report(probabilities: np.ndarray, test: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Precision, recall, F1 and support of each digit (one row per digit)."""
+    labels = test["labels"].astype(np.int64)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, probabilities.argmax(axis=1), labels=range(NUM_CLASSES), zero_division=0
+    )
+    return pd.DataFrame(
+        {
+            "digit": range(NUM_CLASSES),
+            "precision": precision.round(4),
+            "recall": recall.round(4),
+            "f1": f1.round(4),
+            "support": support,
+        }
+    )
+
+
+def plot_confusion_matrix(probabilities: np.ndarray, test: dict[str, np.ndarray]) -> Figure:
+    """Confusion matrix (true digit × predicted digit), counts written in the cells."""
+    matrix = confusion_matrix(
+        test["labels"], probabilities.argmax(axis=1), labels=range(NUM_CLASSES)
+    )
+    figure, axis = plt.subplots(figsize=(7, 6))
+    image = axis.imshow(np.log1p(matrix), cmap="Blues")
+    for true in range(NUM_CLASSES):
+        for pred in range(NUM_CLASSES):
+            count = matrix[true, pred]
+            if count:
+                axis.text(
+                    pred,
+                    true,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if true == pred else "black",
+                )
+    axis.set(
+        xticks=range(NUM_CLASSES),
+        yticks=range(NUM_CLASSES),
+        xlabel="predicted digit",
+        ylabel="true digit",
+        title=f"Confusion matrix ({matrix.sum()} test images)",
+    )
+    figure.colorbar(image, ax=axis, label="log(1 + count)")
+    figure.tight_layout()
+    return figure
+
+
+def plot_misclassified(
+    probabilities: np.ndarray, test: dict[str, np.ndarray], params: dict[str, Any]
+) -> Figure:
+    """A grid of misclassified test images, most confident mistakes first.
+
+    Each title reads ``pred P (p%) / true T``. ``params.max_misclassified`` caps the grid.
+    """
+    labels = test["labels"].astype(np.int64)
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    wrong = wrong[np.argsort(-confidence, kind="stable")][
+        : int(params.get("max_misclassified", 36))
+    ]
+    columns = 6
+    rows = max(1, -(-len(wrong) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, index in zip(axes.flat, wrong, strict=False):
+        axis.imshow(test["images"][index], cmap="gray_r", vmin=0, vmax=255)
+        axis.set_title(
+            f"pred {predicted[index]} ({probabilities[index, predicted[index]]:.0%})\n"
+            f"true {labels[index]}",
+            fontsize=8,
+            color="firebrick",
+        )
+    total = int((predicted != labels).sum())
+    figure.suptitle(
+        f"Misclassified: {total} of {len(labels)} test images"
+        + (f" (the {len(wrong)} most confident shown)" if total > len(wrong) else ""),
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return figure
+
+
+def plot_training_curves(history: dict[str, list[float]]) -> Figure:
+    """Loss and accuracy per epoch, training against validation (``val_*``)."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
+            values = history.get(key)
+            if values:
+                axis.plot(range(1, len(values) + 1), values, style, label=key, markersize=3)
+        axis.set(xlabel="epoch", ylabel=metric, title=metric)
+        if axis.has_data():
+            axis.legend()
+        else:
+            axis.text(
+                0.5, 0.5, f"no '{metric}' in the history", ha="center", transform=axis.transAxes
+            )
+    figure.tight_layout()
+    return figure
+
+
+def history_for_mlflow(history: dict[str, list[float]]) -> dict[str, list[dict[str, float]]]:
+    """Per-epoch metrics in ``MlflowMetricsHistoryDataset`` format (numeric series only)."""
+    series: dict[str, list[dict[str, float]]] = {}
+    for name, values in history.items():
+        if (
+            isinstance(values, list)
+            and values
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            series[name] = [{"value": float(v), "step": step} for step, v in enumerate(values)]
+    return series

@@ -1,0 +1,113 @@
+"""Promotion nodes: register the candidate, judge it, promote it into production.
+
+Registries are the outside system these nodes exist for; they reach them only through
+:mod:`mnist_pipeline.registry`. The sandbox is the workspace this run is tracked in (configured
+in ``mlflow.yml``); production is ``promotion.production`` in the parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mnist_pipeline.registry import gate, promotion, store
+from mnist_pipeline.registry.config import Workspace
+
+INPUT_EXAMPLE_IMAGES = 3
+
+
+def register_candidate(
+    model: Any,
+    metrics: dict[str, float],
+    fingerprint: dict[str, Any],
+    test: dict[str, np.ndarray],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Log the trained model (the contract's pyfunc) into this run and register it in the sandbox.
+
+    The version is tagged with its test metrics, the data fingerprint and the git commit.
+    The same trained model registered twice reuses its version (matched by weights hash).
+    """
+    lineage = {
+        "data_fingerprint": str(fingerprint.get("model_input", "")),
+        "git_commit": store.git_commit(),
+    }
+    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    store.tag_active_run(lineage)
+    return store.register_candidate(
+        model,
+        input_example=test["images"][:INPUT_EXAMPLE_IMAGES],
+        model_name=params["model_name"],
+        metrics=numeric,
+        tags=lineage,
+    )
+
+
+def judge_candidate(candidate: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Apply the quality gate: minimum accuracy and the sandbox champion's metrics.
+
+    Returns the verdict (also set as ``gate.*`` tags on the run).
+    """
+    sandbox = store.current_workspace(params["model_name"], params["champion_alias"])
+    champion = store.alias_metrics(sandbox)
+    verdict = gate.decide(
+        candidate["metrics"], None if champion is None else champion["metrics"], params["gate"]
+    )
+    verdict["candidate_version"] = candidate["version"]
+    verdict["champion_version"] = None if champion is None else champion["version"]
+    store.tag_active_run(
+        {
+            "gate.mode": verdict["mode"],
+            "gate.passed": verdict["passed"],
+            "gate.promote": verdict["promote"],
+            "gate.reasons": "; ".join(verdict["reasons"]),
+        }
+    )
+    return verdict
+
+
+def sample_images(test: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    """A seeded sample of raw test images for verifying the production copy."""
+    count = min(int(params.get("num_images", 256)), len(test["images"]))
+    rng = np.random.default_rng(int(params.get("seed", 0)))
+    return test["images"][np.sort(rng.choice(len(test["images"]), size=count, replace=False))]
+
+
+def promote_candidate(
+    candidate: dict[str, Any],
+    verdict: dict[str, Any],
+    test: dict[str, np.ndarray],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """On a passing verdict: sandbox ``champion``, copy to production, verify, move its alias.
+
+    Raises:
+        GateRefusedError: refused in ``enabled`` mode and ``gate.fail_run_on_refusal``.
+        RegistryUnreachableError, CopyMismatchError: production alias left where it was.
+    """
+    if not verdict["promote"]:
+        reasons = "; ".join(verdict["reasons"])
+        if verdict["mode"] == "enabled" and params["gate"].get("fail_run_on_refusal", True):
+            raise gate.GateRefusedError(
+                f"sandbox {candidate['model_name']} v{candidate['version']} refused by the "
+                f"quality gate ({reasons}); production left untouched"
+            )
+        return {"action": "skipped", "candidate_version": candidate["version"], "reasons": reasons}
+    target = Workspace.from_config("production", params["production"])
+    store.check_reachable(target)  # before anything moves, even in the sandbox
+    sandbox = store.current_workspace(candidate["model_name"], params["champion_alias"])
+    store.set_alias(
+        store.client_for(sandbox), sandbox.model_name, sandbox.alias, candidate["version"]
+    )
+    report = promotion.promote(
+        sandbox,
+        target,
+        candidate,
+        sample_images(test, params["verify"]),
+        atol=float(params["verify"].get("atol", 1e-6)),
+    )
+    store.tag_active_run(
+        {"promotion.action": report["action"], "promotion.version": report["version"]}
+    )
+    return report

@@ -1,0 +1,40 @@
+"""A Kedro hook that prepares embedded MLflow stores before kedro-mlflow opens them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from mnist_pipeline.registry.config import absolute_store_uri, ensure_local_store
+
+_MLFLOW_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
+
+
+class MlflowLocalStoreHook:
+    """Anchor embedded ``sqlite:///`` stores at the project and create their folder.
+
+    kedro-mlflow opens the tracking store in its own ``after_context_created``; this hook runs
+    first (``tryfirst``) and hands it ``mlflow.yml`` with relative SQLite URIs made absolute
+    (relative to the project, as kedro-mlflow already does for artifact locations; MLflow
+    would otherwise resolve them from the current folder and cache them) and their folder
+    created (SQLite creates the file, not the folder). Servers and Databricks are left alone.
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        loader = context.config_loader
+        # kedro-mlflow adds the same pattern in its own hook, which runs after this one.
+        loader.config_patterns.setdefault("mlflow", _MLFLOW_PATTERNS)
+        try:
+            conf = dict(loader["mlflow"] or {})
+        except Exception:  # no mlflow.yml: kedro-mlflow reports it itself
+            return
+        server = dict(conf.get("server") or {})
+        for key in ("mlflow_tracking_uri", "mlflow_registry_uri"):
+            uri = server.get(key)
+            if isinstance(uri, str):
+                server[key] = absolute_store_uri(uri, context.project_path)
+                ensure_local_store(server[key])
+        conf["server"] = server
+        loader["mlflow"] = conf

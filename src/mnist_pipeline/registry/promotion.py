@@ -1,0 +1,129 @@
+"""Promote a sandbox version into the production registry: copy, tag, verify, then alias.
+
+The order is the safety: the production alias moves only after the copy has been loaded from
+production and has predicted exactly what the sandbox version predicts on a sample of test
+images. Any failure before that leaves the alias where it was. Promoting the same source
+version again finds its copy by lineage tag and creates no new production version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mnist_pipeline.registry import store
+from mnist_pipeline.registry.config import Workspace, redact_uri
+
+
+def lineage_tags(source: Workspace, candidate: Mapping[str, Any]) -> dict[str, str]:
+    """Tags that say where a production version came from (no credentials: URIs redacted)."""
+    tags = {
+        store.TAG_SOURCE_KEY: store.source_key(source, candidate["version"]),
+        "lineage.source_registry_uri": redact_uri(source.registry_uri),
+        "lineage.source_tracking_uri": redact_uri(source.tracking_uri),
+        "lineage.source_model_name": source.model_name,
+        "lineage.source_version": str(candidate["version"]),
+        "lineage.source_run_id": str(candidate.get("run_id") or ""),
+        "lineage.model_sha256": str(candidate.get("model_sha256") or ""),
+    }
+    for key, value in (candidate.get("tags") or {}).items():
+        tags[f"lineage.{key}"] = str(value)
+    for key, value in (candidate.get("metrics") or {}).items():
+        tags[f"{store.METRIC_PREFIX}{key}"] = f"{float(value):.6f}"
+    return tags
+
+
+def verify_copy(
+    source: Workspace,
+    source_version: str,
+    target: Workspace,
+    target_version: str,
+    *,
+    images: np.ndarray,
+    atol: float,
+) -> dict[str, Any]:
+    """Load both versions with pyfunc, each from its own registry, and compare predictions.
+
+    Raises:
+        CopyMismatchError: shapes differ or any probability differs by more than ``atol``.
+    """
+    expected = store.predict(source, source_version, images)
+    actual = store.predict(target, target_version, images)
+    if expected.shape != actual.shape:
+        raise store.CopyMismatchError(
+            f"production {target.model_name} v{target_version} answers shape {actual.shape}, "
+            f"the sandbox version {source_version} {expected.shape}; production alias not moved"
+        )
+    max_diff = float(np.max(np.abs(expected - actual))) if expected.size else 0.0
+    same_labels = bool(np.array_equal(expected.argmax(axis=1), actual.argmax(axis=1)))
+    if max_diff > atol or not same_labels:
+        raise store.CopyMismatchError(
+            f"production {target.model_name} v{target_version} predicts differently from the "
+            f"sandbox version {source_version} on {len(images)} test images (max |Δp| "
+            f"{max_diff:.3g} > {atol:g} or labels differ); production alias not moved"
+        )
+    return {"images": len(images), "max_abs_diff": max_diff, "atol": atol, "labels_equal": True}
+
+
+def promote(
+    source: Workspace,
+    target: Workspace,
+    candidate: Mapping[str, Any],
+    sample_images: np.ndarray,
+    atol: float = 1e-6,
+) -> dict[str, Any]:
+    """Copy ``candidate`` (a sandbox version) to ``target``, verify it, then move the alias.
+
+    Returns:
+        A report: ``action`` (``copied``, ``alias_moved`` — an earlier verified copy reused —
+        or ``noop``), the production version, the alias before and after, the verification.
+
+    Raises:
+        RegistryUnreachableError: the production (or sandbox) registry did not answer.
+        CopyMismatchError: the copy does not predict like the source.
+    """
+    source_version = str(candidate["version"])
+    store.check_reachable(source)
+    client = store.check_reachable(target)
+    before = store.alias_version(client, target.model_name, target.alias)
+    report: dict[str, Any] = {
+        "source": {**source.describe(), "version": source_version},
+        "target": target.describe(),
+        "alias_before": None if before is None else str(before.version),
+    }
+    key = store.source_key(source, source_version)
+    copy = store.find_copy(client, target, key)
+    if copy is not None and copy.tags.get(store.TAG_VERIFIED) == "true":
+        if before is not None and str(before.version) == str(copy.version):
+            return {
+                **report,
+                "action": "noop",
+                "version": str(copy.version),
+                "alias_after": str(copy.version),
+                "message": f"{target.model_name}@{target.alias} already is v{copy.version}, "
+                f"the verified copy of sandbox v{source_version}: nothing to do",
+            }
+        action = "alias_moved"
+        verification = {"reused_verified_copy": True}
+    else:
+        action = "copied" if copy is None else "verified_existing_copy"
+        if copy is None:
+            copy = store.copy_version(
+                source, source_version, target, lineage_tags(source, candidate)
+            )
+        verification = verify_copy(
+            source, source_version, target, str(copy.version), images=sample_images, atol=atol
+        )
+        client.set_model_version_tag(target.model_name, copy.version, store.TAG_VERIFIED, "true")
+    store.set_alias(client, target.model_name, target.alias, str(copy.version))
+    return {
+        **report,
+        "action": action,
+        "version": str(copy.version),
+        "alias_after": str(copy.version),
+        "verification": verification,
+        "message": f"{target.model_name}@{target.alias} → v{copy.version} "
+        f"(sandbox v{source_version}, {action})",
+    }

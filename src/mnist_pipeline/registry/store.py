@@ -1,0 +1,338 @@
+"""MLflow registry operations on one workspace: reach it, register, find, copy, load, alias.
+
+Every function takes a :class:`~mnist_pipeline.registry.config.Workspace` (or works on the
+workspace of the active run) and talks to MLflow through an explicit ``MlflowClient``; where
+MLflow only offers process-wide URIs (``models:/`` resolution), :func:`using` sets them for a
+block and restores them, so a Kedro run's own tracking (kedro-mlflow) is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from mnist_pipeline.registry.config import Workspace, ensure_local_store, redact_uri
+from mnist_pipeline.registry.model import load_classifier, log_classifier
+
+# Tags on registered versions (and on the production run that holds a copy).
+TAG_MODEL_SHA256 = "model_sha256"
+TAG_SOURCE_KEY = "lineage.source_key"
+TAG_VERIFIED = "lineage.verified"
+LINEAGE_PREFIX = "lineage."
+METRIC_PREFIX = "metric."
+REACHABILITY_TIMEOUT_S = 10
+REACHABILITY_RETRIES = 1
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that failed; the message names the workspace and URI."""
+
+
+class RegistryUnreachableError(RegistryError):
+    """The workspace's tracking store or registry did not answer."""
+
+
+class CopyMismatchError(RegistryError):
+    """The production copy does not predict what the sandbox model predicts."""
+
+
+@contextlib.contextmanager
+def using(workspace: Workspace) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at ``workspace`` for a block."""
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(workspace.tracking_uri)
+    mlflow.set_registry_uri(workspace.registry_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+@contextlib.contextmanager
+def _quick_failure() -> Iterator[None]:
+    """Few retries and a short timeout (MLflow's defaults retry for minutes)."""
+    names = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(REACHABILITY_RETRIES),
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REACHABILITY_TIMEOUT_S),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    }
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def client_for(workspace: Workspace) -> MlflowClient:
+    ensure_local_store(workspace.tracking_uri)
+    ensure_local_store(workspace.registry_uri)
+    return MlflowClient(tracking_uri=workspace.tracking_uri, registry_uri=workspace.registry_uri)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact_uri(text[0] if text else type(exc).__name__)[:500]
+
+
+def check_reachable(workspace: Workspace) -> MlflowClient:
+    """Ask the tracking store and the registry one cheap question each, failing fast.
+
+    Raises:
+        RegistryUnreachableError: naming the workspace and its (redacted) URIs.
+    """
+    client = client_for(workspace)
+    with _quick_failure():
+        try:
+            client.search_experiments(max_results=1)
+        except Exception as exc:
+            raise RegistryUnreachableError(
+                f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} is "
+                f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
+            ) from exc
+        try:
+            client.search_registered_models(max_results=1)
+        except Exception as exc:
+            raise RegistryUnreachableError(
+                f"{workspace.label} model registry {redact_uri(workspace.registry_uri)} is "
+                f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
+            ) from exc
+    return client
+
+
+def keras_fingerprint(keras_model: Any) -> str:
+    """SHA-256 of the model's architecture and weights: the same model, the same hash."""
+    digest = hashlib.sha256(keras_model.to_json().encode())
+    for weights in keras_model.get_weights():
+        array = np.ascontiguousarray(weights)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def git_commit(project_path: Path | None = None) -> str:
+    """The checked-out commit (``+dirty`` when files differ), or ``unknown`` outside git."""
+    cwd = project_path or Path.cwd()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    return list(client.search_model_versions(f"name='{name}'"))
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` points at, or ``None`` (no such model or alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def version_metrics(version: ModelVersion) -> dict[str, float]:
+    """The metrics recorded as ``metric.<name>`` tags on a registered version."""
+    return {
+        key[len(METRIC_PREFIX) :]: float(value)
+        for key, value in (version.tags or {}).items()
+        if key.startswith(METRIC_PREFIX)
+    }
+
+
+def _wait_ready(client: MlflowClient, name: str, version: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION":
+            raise RegistryError(f"registration of {name} version {version} failed")
+        time.sleep(0.5)
+    raise RegistryError(f"{name} version {version} was not READY after {timeout_s:.0f} s")
+
+
+def register_candidate(
+    keras_model: Any,
+    input_example: np.ndarray,
+    model_name: str,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+) -> dict[str, Any]:
+    """Log the model into the active run and register it in the current registry (the sandbox).
+
+    Idempotent: a version with the same model fingerprint (weights + architecture) is reused,
+    so re-running evaluation on the same trained model adds no sandbox version.
+
+    Returns:
+        ``{"registry_uri", "tracking_uri", "model_name", "version", "run_id", "model_uri",
+        "model_sha256", "metrics", "tags", "reused"}``.
+    """
+    tracking_uri, registry_uri = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    workspace = Workspace("sandbox", tracking_uri, registry_uri, model_name, "champion")
+    client = check_reachable(workspace)
+    fingerprint = keras_fingerprint(keras_model)
+    _ensure_registered_model(client, model_name)
+    existing = [
+        v for v in _versions(client, model_name) if v.tags.get(TAG_MODEL_SHA256) == fingerprint
+    ]
+    version_tags = {
+        TAG_MODEL_SHA256: fingerprint,
+        **{f"{METRIC_PREFIX}{k}": f"{float(v):.6f}" for k, v in metrics.items()},
+        **{k: str(v) for k, v in tags.items()},
+    }
+    if existing:
+        version = min(existing, key=lambda v: int(v.version))
+        reused = True
+    else:
+        started = mlflow.active_run() is None
+        run = mlflow.active_run() or mlflow.start_run(run_name="register")
+        try:
+            mlflow.set_tags({k: v for k, v in tags.items()})
+            info = log_classifier(keras_model, input_example)
+        finally:
+            if started:
+                mlflow.end_run()
+        version = client.create_model_version(
+            model_name, source=info.model_uri, run_id=run.info.run_id, tags=version_tags
+        )
+        _wait_ready(client, model_name, version.version)
+        reused = False
+    return {
+        "tracking_uri": redact_uri(tracking_uri),
+        "registry_uri": redact_uri(registry_uri),
+        "model_name": model_name,
+        "version": str(version.version),
+        "run_id": version.run_id,
+        "model_uri": f"models:/{model_name}/{version.version}",
+        "model_sha256": fingerprint,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "tags": dict(tags),
+        "reused": reused,
+    }
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def source_key(source: Workspace, version: str) -> str:
+    """What identifies a source version across registries: registry, name and version."""
+    return f"{redact_uri(source.registry_uri)}#{source.model_name}/{version}"
+
+
+def find_copy(client: MlflowClient, target: Workspace, key: str) -> ModelVersion | None:
+    """The target's version copied from the source version ``key`` (by lineage tag), if any."""
+    matches = [v for v in _versions(client, target.model_name) if v.tags.get(TAG_SOURCE_KEY) == key]
+    return min(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def copy_version(
+    source: Workspace, source_version: str, target: Workspace, lineage: Mapping[str, str]
+) -> ModelVersion:
+    """Copy a registered version across registries that share no storage.
+
+    Downloads the version's files from the source, logs them into a new run of the target's
+    ``experiment`` and registers that run's copy (naive cross-registry registration fails:
+    the target cannot read the source's storage). ``lineage`` becomes tags of both.
+    """
+    client = client_for(target)
+    with tempfile.TemporaryDirectory(prefix="mnist-promotion-") as tmp:
+        with using(source):
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{source.model_name}/{source_version}", dst_path=tmp
+            )
+        # The source registry's own bookkeeping names the source model: not part of the copy.
+        with contextlib.suppress(FileNotFoundError):
+            Path(local, "registered_model_meta").unlink()
+        experiment = client.get_experiment_by_name(target.experiment)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(
+                target.experiment, artifact_location=target.artifact_location
+            )
+        )
+        run = client.create_run(
+            experiment_id, run_name=f"copy-of-{source.model_name}-v{source_version}", tags=lineage
+        )
+        try:
+            client.log_artifacts(run.info.run_id, local, artifact_path="model")
+        except Exception:
+            client.set_terminated(run.info.run_id, status="FAILED")
+            raise
+        client.set_terminated(run.info.run_id)
+    _ensure_registered_model(client, target.model_name)
+    version = client.create_model_version(
+        target.model_name,
+        # The copy's concrete location in the target's own storage (not a runs:/ indirection).
+        source=f"{run.info.artifact_uri.rstrip('/')}/model",
+        run_id=run.info.run_id,
+        tags={**lineage, TAG_VERIFIED: "false"},
+    )
+    _wait_ready(client, target.model_name, version.version)
+    return version
+
+
+def predict(workspace: Workspace, version: str, images: np.ndarray) -> np.ndarray:
+    """Load ``models:/<name>/<version>`` from ``workspace`` with pyfunc and predict ``images``."""
+    with using(workspace):
+        model = load_classifier(f"models:/{workspace.model_name}/{version}")
+    return np.asarray(model.predict(images))
+
+
+def current_workspace(model_name: str, alias: str, label: str = "sandbox") -> Workspace:
+    """The workspace MLflow is pointed at now (in a Kedro run: the one of ``mlflow.yml``)."""
+    return Workspace(label, mlflow.get_tracking_uri(), mlflow.get_registry_uri(), model_name, alias)
+
+
+def alias_metrics(workspace: Workspace) -> dict[str, Any] | None:
+    """``{"version", "metrics"}`` of the version ``workspace.alias`` points at, or ``None``."""
+    version = alias_version(client_for(workspace), workspace.model_name, workspace.alias)
+    if version is None:
+        return None
+    return {"version": str(version.version), "metrics": version_metrics(version)}
+
+
+def tag_active_run(tags: Mapping[str, Any]) -> None:
+    """Set tags on the active run, if there is one (a Kedro run with kedro-mlflow)."""
+    if mlflow.active_run() is not None:
+        mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})

@@ -1,0 +1,1 @@
+from tests.registry.tiny_model import mnist_slices, tiny_model  # noqa: F401
