@@ -232,7 +232,11 @@ def register_candidate(
             if started:
                 mlflow.end_run()
         version = client.create_model_version(
-            model_name, source=info.model_uri, run_id=run.info.run_id, tags=version_tags
+            model_name,
+            source=info.model_uri,
+            run_id=run.info.run_id,
+            tags=version_tags,
+            model_id=info.model_id,
         )
         _wait_ready(client, model_name, version.version)
         reused = False

@@ -1,0 +1,177 @@
+"""Sandbox → production promotion between two real ``mlflow server`` processes.
+
+Each test gets two fresh servers (``mlflow_servers``) that share no storage: the sandbox
+(where ``kedro run --env azure`` tracks and registers) and production (the promotion target).
+The runs go through a Kedro session of the evaluation + promotion pipelines on a tiny model
+trained for real on a slice of MNIST.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from mnist_pipeline.registry import GateRefusedError, RegistryUnreachableError
+from tests.integration import promotion_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "mnist_cnn"
+# Values that must never reach a log, a tag, a parameter or an artifact.
+SECRETS = {
+    "MLFLOW_TRACKING_TOKEN": "tok-never-log-7f3a9c1e",
+    "DATABRICKS_TOKEN": "dapi-never-log-51b2d8e0",
+}
+LOW_FLOOR = {"promotion": {"gate": {"min_accuracy": 0.5}}}
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, mlflow_servers, tiny_model, mnist_slices):
+    """A project copy whose sandbox and production are the two servers; inputs seeded."""
+    for name in list(os.environ):
+        if name.startswith(("MLFLOW_", "DATABRICKS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MNIST_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("MLFLOW_SANDBOX_TRACKING_URI", mlflow_servers.sandbox.url)
+    # Proxied artifacts: the client uploads over HTTP, the server stores them.
+    monkeypatch.setenv("MLFLOW_SANDBOX_ARTIFACT_LOCATION", "mlflow-artifacts:/sandbox-runs")
+    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", mlflow_servers.production.url)
+    project = promotion_project.make_project(tmp_path)
+    model, history = tiny_model
+    promotion_project.seed_inputs(
+        project,
+        "azure",
+        {
+            "trained_model": model,
+            "training_history": history,
+            "mnist_test": mnist_slices["test"],
+            "model_input_fingerprint": {"model_input": "a" * 64, "splits": {}},
+        },
+    )
+    return project
+
+
+def _client(server) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+
+
+def _versions(server) -> list[str]:
+    return sorted(str(v.version) for v in _client(server).search_model_versions(f"name='{MODEL}'"))
+
+
+def _alias(server, alias: str) -> str | None:
+    try:
+        return str(_client(server).get_model_version_by_alias(MODEL, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _report(tmp_path: Path, name: str) -> dict:
+    return json.loads((tmp_path / "data" / "08_reporting" / f"{name}.json").read_text())
+
+
+def _files_containing(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # noqa: PLR0917
+    workspace, tmp_path, monkeypatch, mlflow_servers, mnist_slices, caplog, capfd
+):
+    sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.DEBUG)
+
+    promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
+
+    report = _report(tmp_path, "promotion_report")
+    assert report["action"] == "copied"
+    assert _alias(production, "production") == report["version"] == "1"
+    assert _alias(sandbox, "champion") == "1"
+    version = _client(production).get_model_version(MODEL, "1")
+    metrics = _report(tmp_path, "evaluation_metrics")
+    assert version.tags["lineage.verified"] == "true"
+    assert version.tags["lineage.source_registry_uri"] == sandbox.url
+    assert version.tags["lineage.source_version"] == "1"
+    assert version.tags["lineage.data_fingerprint"] == "a" * 64
+    assert len(version.tags["lineage.git_commit"]) >= 7
+    assert float(version.tags["metric.test_accuracy"]) == pytest.approx(metrics["test_accuracy"])
+    # The copy lives in production's own storage.
+    assert list(production.artifacts_destination.rglob("MLmodel"))
+
+    # A second promotion of the same source version creates nothing and moves nothing.
+    promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
+    assert _report(tmp_path, "promotion_report")["action"] == "noop"
+    assert _versions(production) == ["1"]
+    assert _versions(sandbox) == ["1"]
+
+    # No credential value in any log, tag, parameter, database or artifact.
+    output = capfd.readouterr()
+    logs = caplog.text + output.out + output.err
+    for value in SECRETS.values():
+        assert value not in logs
+        for root in (sandbox.root, production.root, tmp_path / "data", workspace):
+            assert _files_containing(root, value.encode()) == []
+
+    # Production serves with the sandbox gone: load by alias from production only.
+    sandbox.stop()
+    with promotion_project.mlflow_state():
+        mlflow.set_tracking_uri(production.url)
+        mlflow.set_registry_uri(production.url)
+        served = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
+    test = mnist_slices["test"]
+    probabilities = served.predict(test["images"])
+    accuracy = float((probabilities.argmax(axis=1) == test["labels"]).mean())
+    assert accuracy == pytest.approx(metrics["test_accuracy"])
+    np.testing.assert_allclose(
+        served.predict(test["images"][:5, :, :, np.newaxis]), probabilities[:5], atol=1e-6
+    )
+
+
+def test_refusal_and_unreachable_production_leave_production_untouched(
+    workspace, tmp_path, mlflow_servers, tiny_model
+):
+    sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
+    promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
+    assert _alias(production, "production") == "1"
+
+    # A worse challenger: the champion's weights, its classifier blurred with noise.
+    model, _ = tiny_model
+    worse = keras.models.clone_model(model)
+    rng = np.random.default_rng(0)
+    weights = model.get_weights()
+    weights[-2] = weights[-2] + rng.normal(0, 0.2, weights[-2].shape).astype(np.float32)
+    worse.set_weights(weights)
+    promotion_project.seed_inputs(workspace, "azure", {"trained_model": worse})
+
+    # A floor it clears, so that the champion comparison alone refuses it.
+    any_floor = {"promotion": {"gate": {"min_accuracy": 0.1}}}
+    with pytest.raises(GateRefusedError, match="refused by the quality gate"):
+        promotion_project.run(workspace, "azure", runtime_params=any_floor)
+    verdict = _report(tmp_path, "gate_verdict")
+    assert not verdict["passed"]
+    assert [c["check"] for c in verdict["checks"] if not c["passed"]] == ["champion"]
+    assert verdict["champion_version"] == "1" and verdict["candidate_version"] == "2"
+    assert _alias(sandbox, "champion") == "1"
+    assert _versions(production) == ["1"] and _alias(production, "production") == "1"
+
+    # Production down: a clear error naming it, and nothing moves anywhere.
+    production.stop()
+    disabled = {"promotion": {"gate": {"mode": "disabled", "min_accuracy": 0.5}}}
+    with pytest.raises(RegistryUnreachableError, match=r"production .* is unreachable") as error:
+        promotion_project.run(workspace, "azure", runtime_params=disabled)
+    assert production.url in str(error.value)
+    assert _alias(sandbox, "champion") == "1"
+    # Read production's own store directly (its server is down): nothing was written.
+    store = mlflow.MlflowClient(
+        tracking_uri=production.backend_store_uri, registry_uri=production.backend_store_uri
+    )
+    assert [str(v.version) for v in store.search_model_versions(f"name='{MODEL}'")] == ["1"]
+    assert str(store.get_model_version_by_alias(MODEL, "production").version) == "1"
