@@ -1,0 +1,69 @@
+"""Evaluation nodes on a tiny model trained for real on a slice of MNIST."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from mnist_pipeline.pipelines.evaluation import nodes
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_model, mnist_slices):
+    model, _ = tiny_model
+    test = mnist_slices["test"]
+    return model, test, nodes.predict_test_set(model, test, {"batch_size": 256})
+
+
+def test_metrics_agree_with_keras_on_the_scaled_images(evaluated):
+    model, test, probabilities = evaluated
+    metrics = nodes.compute_metrics(probabilities, test)
+    loss, accuracy = model.evaluate(
+        test["images"][..., np.newaxis].astype(np.float32), test["labels"], verbose=0
+    )
+    assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert metrics["test_loss"] == pytest.approx(loss, rel=1e-3)
+    assert 0.5 < metrics["test_accuracy"] < 1.0  # it learned; far above chance (0.1)
+    assert metrics["test_images"] == len(test["labels"])
+    assert nodes.metrics_for_mlflow(metrics)["test_accuracy"] == {
+        "value": metrics["test_accuracy"],
+        "step": 0,
+    }
+
+
+def test_per_class_report_counts_each_digit(evaluated):
+    _, test, probabilities = evaluated
+    report = nodes.per_class_report(probabilities, test)
+    assert list(report["digit"]) == list(range(10))
+    assert report["support"].sum() == len(test["labels"])
+    predicted = probabilities.argmax(axis=1)
+    digit = 3
+    recall = (predicted[test["labels"] == digit] == digit).mean()
+    assert report.loc[digit, "recall"] == pytest.approx(recall, abs=1e-4)
+
+
+def test_plots_show_the_matrix_the_mistakes_and_the_curves(evaluated, tiny_model):
+    _, test, probabilities = evaluated
+    wrong = int((probabilities.argmax(axis=1) != test["labels"]).sum())
+    matrix = nodes.plot_confusion_matrix(probabilities, test)
+    assert f"({len(test['labels'])} test images)" in matrix.axes[0].get_title()
+    grid = nodes.plot_misclassified(probabilities, test, {"max_misclassified": 12})
+    titled = [a.get_title() for a in grid.axes if a.get_title()]
+    assert len(titled) == min(12, wrong)
+    assert all(t.startswith("pred ") and "true " in t for t in titled)
+    assert f"Misclassified: {wrong} of {len(test['labels'])}" in grid._suptitle.get_text()
+    curves = nodes.plot_training_curves(tiny_model[1])
+    assert [line.get_label() for line in curves.axes[0].lines] == ["loss", "val_loss"]
+
+
+def test_history_for_mlflow_keeps_numeric_series_per_epoch():
+    series = nodes.history_for_mlflow({"loss": [0.5, 0.25], "note": "x", "empty": []})
+    assert series == {"loss": [{"value": 0.5, "step": 0}, {"value": 0.25, "step": 1}]}
+
+
+def test_a_model_of_the_wrong_contract_is_refused(mnist_slices):
+    inputs = keras.Input((28, 28, 1))
+    wrong = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    with pytest.raises(ValueError, match=r"\(N, 10\) probabilities, returned \(1000, 3\)"):
+        nodes.predict_test_set(wrong, mnist_slices["test"], {})

@@ -1,0 +1,63 @@
+"""The quality gate: a floor and champion/challenger with tolerance, in three modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnist_pipeline.registry.gate import GateConfigError, decide
+
+PARAMS = {"mode": "enabled", "min_accuracy": 0.99, "tolerance": 0.002}
+
+
+def _failed(verdict) -> list[str]:
+    return [c["check"] for c in verdict["checks"] if not c["passed"]]
+
+
+def test_passes_above_the_floor_with_no_champion_yet():
+    verdict = decide({"test_accuracy": 0.9912}, None, PARAMS)
+    assert verdict["passed"] and verdict["promote"]
+    assert "no champion yet" in " ".join(verdict["reasons"])
+
+
+def test_refuses_below_the_floor_and_says_by_how_much():
+    verdict = decide({"test_accuracy": 0.985}, None, PARAMS)
+    assert not verdict["passed"] and not verdict["promote"]
+    assert _failed(verdict) == ["minimum"]
+    assert "0.9850 < minimum 0.9900" in " ".join(verdict["reasons"])
+
+
+@pytest.mark.parametrize(("candidate", "passed"), [(0.9930, True), (0.9920, True), (0.9919, False)])
+def test_champion_comparison_allows_the_tolerance_and_no_more(candidate, passed):
+    verdict = decide({"test_accuracy": candidate}, {"test_accuracy": 0.994}, PARAMS)
+    assert verdict["passed"] is passed
+    assert _failed(verdict) == ([] if passed else ["champion"])
+    assert verdict["champion"] == {"test_accuracy": 0.994}
+
+
+def test_dry_run_judges_but_never_promotes():
+    verdict = decide({"test_accuracy": 0.995}, None, {**PARAMS, "mode": "dry_run"})
+    assert verdict["passed"] and not verdict["promote"]
+    assert verdict["reasons"][0].startswith("dry run: would promote")
+
+
+def test_disabled_promotes_and_still_reports_the_checks():
+    verdict = decide(
+        {"test_accuracy": 0.5}, {"test_accuracy": 0.99}, {**PARAMS, "mode": "disabled"}
+    )
+    assert verdict["promote"] and not verdict["passed"]
+    assert _failed(verdict) == ["minimum", "champion"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"mode": "on"}, "mode must be one of"),
+        ({"min_accuracy": 1.5}, r"min_accuracy must be in \[0, 1\]"),
+        ({"tolerance": -0.1}, "tolerance must be"),
+        ({"min_accuracy": "high"}, "must be numbers"),
+        ({"metric": "f1"}, "has no metric 'f1'"),
+    ],
+)
+def test_bad_parameters_are_refused_with_the_key(params, message):
+    with pytest.raises(GateConfigError, match=message):
+        decide({"test_accuracy": 0.99}, None, {**PARAMS, **params})
