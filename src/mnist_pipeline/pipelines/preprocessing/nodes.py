@@ -69,6 +69,52 @@ def split_train_validation(
     return take(train_idx), take(validation_idx)
 
 
+def augment_with_shifts(
+    split: dict[str, np.ndarray], params: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Add randomly shifted copies of the training images (data augmentation).
+
+    Each copy moves every image by a whole number of pixels, drawn per image and
+    axis from ``[-max_shift, max_shift]``; the pixels shifted in are 0 (background).
+
+    Args:
+        split: the training split, ``images`` (N, H, W, C) and ``labels`` (N,).
+        params: ``enabled`` (``False`` returns ``split`` as it is), ``copies`` (shifted
+            copies per image), ``max_shift`` (pixels) and ``seed``.
+
+    Returns:
+        The original examples followed by ``copies`` shifted copies of each.
+
+    Raises:
+        ValueError: ``copies`` or ``max_shift`` is not a usable whole number.
+    """
+    if not params["enabled"]:
+        return split
+    images, labels = split["images"], split["labels"]
+    copies, shift = params["copies"], params["max_shift"]
+    height, width = images.shape[1:3]
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"preprocessing.augmentation.copies must be >= 1, got {copies!r}")
+    if isinstance(shift, bool) or not isinstance(shift, int) or not 1 <= shift < height // 2:
+        raise ValueError(
+            "preprocessing.augmentation.max_shift must be a whole number of pixels in "
+            f"[1, {height // 2 - 1}], got {shift!r}"
+        )
+    rng = np.random.default_rng(params["seed"])
+    # Zero borders of `shift` pixels; a shifted image is a window of the padded one.
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+    shifted = np.empty((copies, *images.shape), dtype=images.dtype)
+    for copy in range(copies):
+        moves = rng.integers(-shift, shift + 1, size=(len(images), 2))
+        for i, (dy, dx) in enumerate(moves):
+            top, left = shift - dy, shift - dx
+            shifted[copy, i] = padded[i, top : top + height, left : left + width]
+    return {
+        "images": np.concatenate([images, *shifted]),
+        "labels": np.concatenate([labels] * (copies + 1)),
+    }
+
+
 def fingerprint_model_input(
     train: ImageShards, validation: ImageShards, test: ImageShards
 ) -> dict[str, Any]:

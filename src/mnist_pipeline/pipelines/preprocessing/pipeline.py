@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import fingerprint_model_input, scale_images, split_train_validation
+from .nodes import (
+    augment_with_shifts,
+    fingerprint_model_input,
+    scale_images,
+    split_train_validation,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,8 +20,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 split_train_validation,
                 inputs=["scaled_train", "params:preprocessing"],
-                outputs=["train_model_input", "validation_model_input"],
+                outputs=["split_train", "validation_model_input"],
                 name="split_train_validation",
+            ),
+            Node(
+                augment_with_shifts,
+                inputs=["split_train", "params:preprocessing.augmentation"],
+                outputs="train_model_input",
+                name="augment_train_images",
             ),
             Node(
                 fingerprint_model_input,
