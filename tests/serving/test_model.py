@@ -25,10 +25,13 @@ class KerasWrapper(mlflow.pyfunc.PythonModel):
     """How a promotion could store the model: a pyfunc around the saved Keras file."""
 
     def load_context(self, context) -> None:
-        self.model = keras.saving.load_model(context.artifacts["keras_model"])
+        self.keras_model = keras.saving.load_model(context.artifacts["keras_model"])
+
+    def get_raw_model(self):
+        return self.keras_model
 
     def predict(self, context, model_input, params=None):
-        return self.model(np.asarray(model_input, np.float32), training=False).numpy()
+        return self.keras_model(np.asarray(model_input, np.float32), training=False).numpy()
 
 
 class NoKerasInside(mlflow.pyfunc.PythonModel):

@@ -127,8 +127,8 @@ def run_server(
     """
     import uvicorn
 
+    info = describe_model(model_uri, registry_uri)  # fails fast on a wrong name or alias
     configure_threads(settings.intra_op_threads, settings.inter_op_threads)
-    info = describe_model(model_uri, registry_uri)
     pinned = info.get("model_uri", model_uri)
     started = time.perf_counter()
     model = load_keras_model(pinned, registry_uri)
@@ -160,6 +160,9 @@ def run_server(
         _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on SIGINT, then re-raises it: Ctrl-C is a clean stop.
+        pass
     finally:
         predictor.close()
         sock.close()

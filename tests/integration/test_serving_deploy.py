@@ -1,0 +1,133 @@
+"""``kedro run --env gcp --pipeline deploy`` end to end against a real production registry.
+
+The production registry is a real ``mlflow server`` (its own store and artifacts) holding
+a real registered model (trained on real MNIST) with the alias ``production``. The
+pipeline validates it in a real model server and writes the deployment report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from mnist_pipeline.pipelines.deploy.nodes import DeploymentRejectedError
+from mnist_pipeline.serving.model import load_keras_model
+from tests.integration.mlflow_servers import start_mlflow_server
+from tests.serving.fixtures import registered  # noqa: F401
+from tests.serving.registered_model import register
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHECKS = {"num_images": 500, "latency_requests": 50, "request_batch_size": 50}
+
+
+@pytest.fixture(scope="module")
+def production_registry(tmp_path_factory, registered):  # noqa: F811
+    """A real mlflow server whose registry holds the model as mnist_cnn@production."""
+    with start_mlflow_server(tmp_path_factory.mktemp("production"), name="production") as server:
+        model = load_keras_model(registered.model_uri, registered.registry_uri)
+        yield server, register(model, server.url)
+
+
+def _deploy(
+    project_root: Path, tmp_path: Path, mnist: Path, registry_url: str, **env: str
+) -> tuple[Exception | None, Path]:
+    """Run the deploy pipeline in env gcp; return the error (if any) and the reporting folder."""
+    data = tmp_path / "data"
+    variables = {
+        "MNIST_SOURCE": str(mnist),
+        "MNIST_DATA_ROOT": str(data),
+        "MNIST_CACHE_DIR": str(tmp_path / "raw"),
+        "MLFLOW_PRODUCTION_TRACKING_URI": registry_url,
+        "MLFLOW_PRODUCTION_REGISTRY_URI": registry_url,
+        "MLFLOW_PRODUCTION_ARTIFACT_LOCATION": str(tmp_path / "artifacts"),
+        **{key: str(value) for key, value in env.items() if not key.startswith("gate_")},
+    }
+    gate = {key[5:]: value for key, value in env.items() if key.startswith("gate_")}
+    error = None
+    uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in variables.items():
+            patch.setenv(key, value)
+        bootstrap_project(project_root)
+        with KedroSession.create(
+            project_path=project_root,
+            env="gcp",
+            runtime_params={"deploy_validation": {**CHECKS, **gate}},
+        ) as session:
+            try:
+                session.run(pipeline_names=["deploy"])
+            except Exception as exc:
+                error = exc
+            finally:
+                # kedro-mlflow leaves its run and URIs set process-wide: close and restore
+                # them while the server is up, so later tests never talk to a stopped one.
+                while mlflow.active_run():
+                    mlflow.end_run()
+                mlflow.set_tracking_uri(uris[0])
+                mlflow.set_registry_uri(uris[1])
+    return error, data / "08_reporting"
+
+
+def test_promoted_model_is_validated_in_a_real_server(
+    production_registry, project_root, tmp_path, real_mnist_dir
+) -> None:
+    server, version = production_registry
+    error, reports = _deploy(
+        project_root, tmp_path, real_mnist_dir, server.url, gate_min_accuracy=0.8
+    )
+    assert error is None, error
+    report = json.loads((reports / "deployment_report.json").read_text())
+    assert report["deployable"] is True, report["failures"]
+    assert report["model"]["version"] == version
+    assert report["model"]["model_uri"] == f"models:/mnist_cnn/{version}"
+    checks = report["validation"]
+    assert checks["num_images"] == 500
+    assert checks["predictions_match"] is True
+    assert checks["served_accuracy"] == checks["offline_accuracy"] >= 0.8
+    assert report["gate"]["min_accuracy"] == 0.8
+    assert report["gate"]["max_latency_p50_ms"] == 50  # from conf/gcp
+    assert report["latency_ms"]["single_image"]["n"] == 50
+    assert 0 < report["latency_ms"]["single_image"]["p50"] < 1000
+    summary = (reports / "deployment_summary.md").read_text()
+    assert summary.startswith("# Deployment validation: DEPLOYABLE")
+    with pytest.raises(requests.ConnectionError):  # the validation server was stopped
+        requests.get(f"{report['server']['url']}/health", timeout=5)
+
+
+def test_a_model_below_the_gate_is_refused_with_a_report(
+    production_registry, project_root, tmp_path, real_mnist_dir
+) -> None:
+    server, _ = production_registry
+    error, reports = _deploy(
+        project_root, tmp_path, real_mnist_dir, server.url, gate_min_accuracy=0.9999
+    )
+    assert isinstance(error, DeploymentRejectedError)
+    assert "below the gate 0.9999" in str(error)
+    report = json.loads((reports / "deployment_report.json").read_text())
+    assert report["deployable"] is False
+    assert report["validation"]["predictions_match"] is True  # served fine, just not good enough
+    assert any("below the gate 0.9999" in failure for failure in report["failures"])
+    assert "NOT DEPLOYABLE" in (reports / "deployment_summary.md").read_text()
+
+
+def test_a_missing_alias_is_refused_with_a_report(
+    production_registry, project_root, tmp_path, real_mnist_dir
+) -> None:
+    server, _ = production_registry
+    error, reports = _deploy(
+        project_root, tmp_path, real_mnist_dir, server.url, MLFLOW_PRODUCTION_ALIAS="candidate"
+    )
+    assert isinstance(error, DeploymentRejectedError)
+    report = json.loads((reports / "deployment_report.json").read_text())
+    assert report["deployable"] is False
+    (failure,) = report["failures"]
+    assert failure.startswith("resolving the model failed")
+    assert "models:/mnist_cnn@candidate" in failure and server.url in failure
+    assert "server" not in report  # no model server was started
