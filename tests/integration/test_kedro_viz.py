@@ -8,6 +8,7 @@ working tree. The screenshot is kept as a test artifact:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -24,6 +25,12 @@ import pytest
 import requests
 from kedro.framework.project import configure_project
 
+from mnist_pipeline.pipelines.ingestion.nodes import (
+    plot_class_balance,
+    summarise_classes,
+    summarise_pixels,
+)
+from tests.conftest import make_split
 from tests.integration.browser import dump_dom, require_chromium, screenshot
 from tests.integration.scratch_project import project_copy, scratch_environment
 
@@ -94,9 +101,28 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def viz_url(tmp_path_factory, project_root: Path) -> Iterator[str]:
+def viz_scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("kedro-viz")
+
+
+@pytest.fixture(scope="module")
+def data_report(viz_scratch: Path) -> dict:
+    """The ingestion report of 200 + 50 generated images, where the catalog looks for it."""
+    train, test = make_split(200, seed=1), make_split(50, seed=2)
+    reporting = viz_scratch / "data" / "08_reporting"
+    reporting.mkdir(parents=True)
+    summary = summarise_classes(train, test)
+    summary.to_csv(reporting / "mnist_class_summary.csv", index=False)
+    pixels = summarise_pixels(train, test)
+    (reporting / "mnist_pixel_statistics.json").write_text(json.dumps(pixels))
+    plot_class_balance(summary).savefig(reporting / "mnist_class_balance.png")
+    return {"summary": summary, "pixels": pixels}
+
+
+@pytest.fixture(scope="module")
+def viz_url(viz_scratch: Path, data_report: dict, project_root: Path) -> Iterator[str]:
     """``kedro viz run --no-browser`` on 127.0.0.1:<free port>, stopped (as a group) after."""
-    scratch = tmp_path_factory.mktemp("kedro-viz")
+    scratch = viz_scratch
     project = project_copy(project_root, scratch / "project")
     port = _viz_port()
     url = f"http://{HOST}:{port}"
@@ -184,6 +210,36 @@ def test_flowchart_screenshot(chromium, viz_url):
         assert image.size == (1600, 1000)
         # A drawn page, not a blank or error page: many distinct colours.
         assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def _details(viz_url: str, api_main: dict, name: str) -> dict:
+    """What kedro-viz shows when a dataset is clicked (``/api/nodes/<id>``)."""
+    (node_id,) = {n["id"] for n in api_main["nodes"] if n["name"] == name and n["type"] == "data"}
+    response = requests.get(f"{viz_url}/api/nodes/{node_id}", timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_data_report_is_previewed(viz_url, api_main, data_report):
+    table = _details(viz_url, api_main, "mnist_class_summary")
+    assert table["preview_type"] == "TablePreview"
+    assert table["preview"]["columns"] == list(data_report["summary"].columns)
+    assert [row[1] for row in table["preview"]["data"]] == data_report["summary"][
+        "train_images"
+    ].tolist()
+    stats = _details(viz_url, api_main, "mnist_pixel_statistics")
+    assert stats["preview_type"] == "JSONPreview"
+    assert json.loads(stats["preview"]) == json.loads(json.dumps(data_report["pixels"]))
+    plot = _details(viz_url, api_main, "mnist_class_balance_plot")
+    assert plot["preview_type"] == "ImagePreview"
+    assert base64.b64decode(plot["preview"])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_report_can_be_previewed(viz_url, api_main):
+    reports = sorted({n["name"] for n in api_main["nodes"] if n.get("layer") == "reporting"})
+    assert "mnist_class_summary" in reports
+    silent = [name for name in reports if not _details(viz_url, api_main, name).get("preview_type")]
+    assert not silent, f"kedro-viz cannot preview these reports: {silent}"
 
 
 def test_catalog_datasets_carry_a_layer(api_main):
