@@ -1,0 +1,296 @@
+"""Serving speed: the project's model server vs plain ``mlflow models serve`` of the Keras model.
+
+Both serve the same Keras model, both are asked the same TensorFlow-Serving bodies
+(``{"instances": [...]}``) by the same load generator (threads, one keep-alive session
+each), in the same run:
+
+* concurrency 1, 8 and 32 × batch 1 and 32 images: requests/s, images/s, p50/p95/p99, errors;
+* a soak of ≥ 10,000 single-image requests at concurrency 16 against the project's server;
+* the ratio of requests/s at concurrency 8, batch 1.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/serving.py               # the CNN of parameters_training.yml
+    .venv/bin/python benchmarks/serving.py --model-uri models:/mnist_cnn@production \\
+        --registry-uri sqlite:///mlruns/production.db               # the promoted model
+
+Every load loop is bounded in requests and in seconds. Figures are printed (and written
+to ``--json`` if given), never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+CONCURRENCY = (1, 8, 32)
+BATCHES = (1, 32)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+# ── the model ────────────────────────────────────────────────────────────────────────────
+def project_cnn() -> Any:
+    """The trained-model architecture of conf/base/parameters_training.yml (untrained weights:
+    speed does not depend on them)."""
+    import yaml
+
+    from mnist_pipeline.training.model import build_core_model, with_preprocessing
+
+    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
+    return with_preprocessing(build_core_model(params["training"]["model"]))
+
+
+def register_bare_keras(model: Any, root: Path) -> tuple[str, str]:
+    """Log ``model`` with the plain Keras flavor into a SQLite store; alias it ``production``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{root / 'bench.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("bench", artifact_location=(root / "art").as_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.keras.log_model(model, name="model", pip_requirements=["mlflow"])
+        version = mlflow.register_model(info.model_uri, "bench_cnn")
+    client.set_registered_model_alias("bench_cnn", "production", version.version)
+    return uri, "models:/bench_cnn@production"
+
+
+# ── the servers ──────────────────────────────────────────────────────────────────────────
+class MlflowModelsServe:
+    """``mlflow models serve --env-manager local`` in its own process group."""
+
+    def __init__(self, model_uri: str, registry_uri: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        env = dict(os.environ)
+        env.update(MLFLOW_TRACKING_URI=registry_uri, MLFLOW_REGISTRY_URI=registry_uri)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        command = [
+            sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+            "--env-manager", "local", "-h", HOST, "-p", str(self.port),
+        ]  # fmt: skip
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.log = log
+
+    def wait(self, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow models serve exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"mlflow models serve not ready: {self.log.read_text()[-2000:]}")
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.url}/invocations"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+# ── the load ─────────────────────────────────────────────────────────────────────────────
+def load(
+    url: str, body: bytes, *, images: int, concurrency: int, max_requests: int, max_seconds: float
+) -> dict[str, Any]:
+    """``max_requests`` POSTs of ``body`` from ``concurrency`` threads, at most ``max_seconds``."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    remaining = [max_requests]
+    deadline = time.perf_counter() + max_seconds
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while time.perf_counter() < deadline:
+                with lock:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                began = time.perf_counter()
+                try:
+                    answer = session.post(
+                        url, data=body, headers={"Content-Type": "application/json"}, timeout=60
+                    )
+                    ok = answer.status_code == 200
+                    problem = "" if ok else f"HTTP {answer.status_code}: {answer.text[:120]}"
+                except requests.RequestException as exc:
+                    ok, problem = False, type(exc).__name__
+                elapsed = time.perf_counter() - began
+                with lock:
+                    latencies.append(elapsed)
+                    if not ok:
+                        errors.append(problem)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
+    return {
+        "concurrency": concurrency,
+        "batch": images,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "seconds": round(wall, 2),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "images_per_s": round(len(latencies) * images / wall, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
+
+
+def bodies() -> dict[int, bytes]:
+    rng = np.random.default_rng(0)
+    return {
+        batch: json.dumps({"instances": rng.integers(0, 256, (batch, 28, 28, 1)).tolist()}).encode()
+        for batch in BATCHES
+    }
+
+
+def sweep(name: str, url: str, max_requests: int, max_seconds: float) -> list[dict[str, Any]]:
+    payloads = bodies()
+    load(url, payloads[1], images=1, concurrency=2, max_requests=20, max_seconds=30)  # warm-up
+    rows = []
+    for batch in BATCHES:
+        for concurrency in CONCURRENCY:
+            row = load(
+                url,
+                payloads[batch],
+                images=batch,
+                concurrency=concurrency,
+                max_requests=max_requests,
+                max_seconds=max_seconds,
+            )
+            row["server"] = name
+            rows.append(row)
+            print(_format(row), flush=True)
+    return rows
+
+
+HEADER = (
+    f"{'server':<16}{'conc':>5}{'batch':>6}{'requests':>9}{'errors':>7}{'req/s':>9}"
+    f"{'images/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+)
+
+
+def _format(row: dict[str, Any]) -> str:
+    return (
+        f"{row['server']:<16}{row['concurrency']:>5}{row['batch']:>6}{row['requests']:>9}"
+        f"{row['errors']:>7}{row['requests_per_s']:>9}{row['images_per_s']:>10}"
+        f"{row['p50_ms']:>9}{row['p95_ms']:>9}{row['p99_ms']:>9}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-uri", default=None, help="e.g. models:/mnist_cnn@production")
+    parser.add_argument("--registry-uri", default=os.environ.get("MLFLOW_PRODUCTION_REGISTRY_URI"))
+    parser.add_argument("--requests", type=int, default=3000, help="per configuration, ours")
+    parser.add_argument("--mlflow-requests", type=int, default=400, help="per configuration")
+    parser.add_argument("--seconds", type=float, default=15.0, help="per configuration, at most")
+    parser.add_argument("--soak", type=int, default=10_000, help="requests at concurrency 16")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+    from mnist_pipeline.serving import ServerProcess, ServerSettings, load_keras_model
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        root = Path(tmp)
+        if args.model_uri:
+            model = load_keras_model(args.model_uri, args.registry_uri)
+            ours_uri, ours_registry = args.model_uri, args.registry_uri
+            print(f"model: {args.model_uri} from {args.registry_uri}")
+        else:
+            model = project_cnn()
+            print("model: the CNN of conf/base/parameters_training.yml (untrained weights)")
+        bare_registry, bare_uri = register_bare_keras(model, root)
+        if not args.model_uri:
+            ours_uri, ours_registry = bare_uri, bare_registry
+        print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}\n")
+
+        ours = ServerProcess(ours_uri, ours_registry, ServerSettings(port=0, inter_op_threads=1))
+        plain = MlflowModelsServe(bare_uri, bare_registry, root / "mlflow-serve.log")
+        rows: list[dict[str, Any]] = []
+        try:
+            ours.start()
+            plain.wait()
+            print(HEADER)
+            rows += sweep("project server", ours.predict_url, args.requests, args.seconds)
+            rows += sweep("mlflow serve", plain.predict_url, args.mlflow_requests, args.seconds)
+            soak = load(
+                ours.predict_url,
+                bodies()[1],
+                images=1,
+                concurrency=16,
+                max_requests=args.soak,
+                max_seconds=600,
+            )
+            soak["server"] = "project (soak)"
+            rows.append(soak)
+            print(_format(soak))
+        finally:
+            ours.stop()
+            plain.stop()
+
+    def pick(server: str, concurrency: int, batch: int) -> dict[str, Any]:
+        return next(
+            r for r in rows
+            if r["server"] == server and r["concurrency"] == concurrency and r["batch"] == batch
+        )  # fmt: skip
+
+    ratio = pick("project server", 8, 1)["requests_per_s"] / max(
+        pick("mlflow serve", 8, 1)["requests_per_s"], 1e-9
+    )
+    single = pick("project server", 1, 1)["p50_ms"]
+    print(
+        f"\nsingle-image p50: {single} ms (target ≤ 10) | requests/s at concurrency 8 vs plain "
+        f"mlflow serve: {ratio:.1f}× (target ≥ 3) | soak: {soak['requests']:,} requests at "
+        f"concurrency 16, {soak['errors']} errors (target 0, ≥ 10,000 requests)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "ratio_c8": ratio}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
