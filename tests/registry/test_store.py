@@ -1,0 +1,40 @@
+"""Registry operations that need no model: reachability errors and lineage keys."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mnist_pipeline.registry import RegistryUnreachableError, store
+from mnist_pipeline.registry.config import Workspace
+from tests.integration.mlflow_servers import free_port
+
+
+def test_an_unreachable_server_fails_fast_with_the_workspace_and_uri():
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    workspace = Workspace("production", url, url, "mnist_cnn", "production")
+    started = time.monotonic()
+    with pytest.raises(RegistryUnreachableError) as error:
+        store.check_reachable(workspace)
+    message = str(error.value)
+    assert message.startswith(f"production tracking store {url} is unreachable")
+    assert message.endswith("nothing was changed")
+    # One retry, no backoff: seconds, not MLflow's default minutes of retries.
+    assert time.monotonic() - started < 60
+
+
+def test_passwords_are_redacted_from_unreachable_errors_and_lineage_keys():
+    url = f"http://bot:s3cret@127.0.0.1:{free_port()}"
+    workspace = Workspace("sandbox", url, url, "mnist_cnn", "champion")
+    with pytest.raises(RegistryUnreachableError) as error:
+        store.check_reachable(workspace)
+    assert "s3cret" not in str(error.value)
+    assert store.source_key(workspace, "3") == (url.replace(":s3cret@", ":***@") + "#mnist_cnn/3")
+
+
+def test_an_embedded_store_gets_its_folder(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'nested' / 'folder' / 'production.db'}"
+    workspace = Workspace("production", uri, uri, "mnist_cnn", "production")
+    store.check_reachable(workspace)
+    assert (tmp_path / "nested" / "folder" / "production.db").is_file()
