@@ -19,7 +19,12 @@ from tests.conftest import PROJECT_ROOT
 
 
 def _workspace(**overrides) -> Workspace:
-    config = {"tracking_uri": "databricks", "model_name": "mnist_cnn", "alias": "production"}
+    config = {
+        "tracking_uri": "databricks",
+        "model_name": "mnist_cnn",
+        "alias": "production",
+        "experiment": "/Shared/mnist_pipeline_promotions",
+    }
     return Workspace.from_config("production", {**config, **overrides})
 
 
@@ -57,6 +62,11 @@ def test_malformed_databricks_uris_are_refused_with_the_accepted_forms(uri):
     key = "tracking_uri" if uri.startswith("databricks:") else "registry_uri"
     with pytest.raises(RegistryConfigError, match=r"production\.\w+_uri.*<secret-scope>"):
         _workspace(**{key: uri})
+
+
+def test_databricks_experiments_must_be_workspace_paths():
+    with pytest.raises(RegistryConfigError, match=r"use e\.g\. '/Shared/promotions'"):
+        _workspace(experiment="promotions")
 
 
 def test_unity_catalog_is_not_a_tracking_store():
@@ -112,7 +122,10 @@ def test_environment_variables_turn_the_config_into_databricks_uris_and_names(mo
     monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", "databricks://mlflow-scope:prod")
     monkeypatch.setenv("MLFLOW_PRODUCTION_REGISTRY_URI", "databricks-uc://mlflow-scope:prod")
     monkeypatch.setenv("MLFLOW_PRODUCTION_MODEL_NAME", "prod.ml.mnist_cnn")
+    monkeypatch.setenv("MLFLOW_SANDBOX_EXPERIMENT", "/Shared/mnist_pipeline")
+    monkeypatch.setenv("MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT", "/Shared/promotions")
     conf = _load("azure")
+    assert conf["mlflow"]["tracking"]["experiment"]["name"] == "/Shared/mnist_pipeline"
     server = conf["mlflow"]["server"]
     assert server["mlflow_tracking_uri"] == "databricks://sandbox-profile"
     assert server["mlflow_registry_uri"] == "databricks-uc://sandbox-profile"
@@ -123,6 +136,7 @@ def test_environment_variables_turn_the_config_into_databricks_uris_and_names(mo
     assert target.registry_uri == "databricks-uc://mlflow-scope:prod"
     assert target.model_name == "prod.ml.mnist_cnn"
     assert target.alias == "production"
+    assert target.experiment == "/Shared/promotions"
     assert target.artifact_location is None
 
 

@@ -186,6 +186,12 @@ class Workspace:
                 f"{label}.alias: {alias!r} is not a valid alias (letters, digits, _ and -, "
                 "not starting with a digit, not 'latest')"
             )
+        experiment = str(config.get("experiment") or cls.experiment)
+        if scheme_of(tracking_uri) == "databricks" and not experiment.startswith("/"):
+            raise RegistryConfigError(
+                f"{label}.experiment: Databricks experiment names are workspace paths; "
+                f"use e.g. '/Shared/{experiment}', got {experiment!r}"
+            )
         artifact_location = config.get("artifact_location") or default_artifact_location(
             tracking_uri, project_path
         )
@@ -197,7 +203,7 @@ class Workspace:
             registry_uri=registry_uri,
             model_name=model_name,
             alias=alias,
-            experiment=str(config.get("experiment") or cls.experiment),
+            experiment=experiment,
             artifact_location=artifact_location,
         )
 
