@@ -38,3 +38,14 @@ def test_an_embedded_store_gets_its_folder(tmp_path):
     workspace = Workspace("production", uri, uri, "mnist_cnn", "production")
     store.check_reachable(workspace)
     assert (tmp_path / "nested" / "folder" / "production.db").is_file()
+
+
+def test_promoting_into_the_registry_it_came_from_is_refused_before_any_call():
+    from mnist_pipeline.registry import RegistryConfigError
+    from mnist_pipeline.registry.promotion import promote
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    sandbox = Workspace("sandbox", uri, uri, "mnist_cnn", "champion")
+    production = Workspace("production", uri, uri, "mnist_cnn", "production")
+    with pytest.raises(RegistryConfigError, match="registries are the same"):
+        promote(sandbox, production, {"version": "1"}, sample_images=None)

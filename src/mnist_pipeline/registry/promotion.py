@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline.registry import store
-from mnist_pipeline.registry.config import Workspace, redact_uri
+from mnist_pipeline.registry.config import RegistryConfigError, Workspace, redact_uri
 
 
 def lineage_tags(source: Workspace, candidate: Mapping[str, Any]) -> dict[str, str]:
@@ -33,6 +33,16 @@ def lineage_tags(source: Workspace, candidate: Mapping[str, Any]) -> dict[str, s
     for key, value in (candidate.get("metrics") or {}).items():
         tags[f"{store.METRIC_PREFIX}{key}"] = f"{float(value):.6f}"
     return tags
+
+
+def check_distinct(source: Workspace, target: Workspace) -> None:
+    """Refuse to promote a registry into itself (e.g. the lifecycle run with ``--env gcp``)."""
+    if source.registry_uri == target.registry_uri:
+        raise RegistryConfigError(
+            f"the sandbox and production registries are the same ({redact_uri(target.registry_uri)}"
+            "): promotion copies between two workspaces; point promotion.production "
+            "(MLFLOW_PRODUCTION_*) at the production registry, or run it from the sandbox env"
+        )
 
 
 def verify_copy(
@@ -85,6 +95,7 @@ def promote(
         CopyMismatchError: the copy does not predict like the source.
     """
     source_version = str(candidate["version"])
+    check_distinct(source, target)
     store.check_reachable(source)
     client = store.check_reachable(target)
     before = store.alias_version(client, target.model_name, target.alias)

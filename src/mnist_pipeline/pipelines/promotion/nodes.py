@@ -95,8 +95,9 @@ def promote_candidate(
             )
         return {"action": "skipped", "candidate_version": candidate["version"], "reasons": reasons}
     target = Workspace.from_config("production", params["production"])
-    store.check_reachable(target)  # before anything moves, even in the sandbox
     sandbox = store.current_workspace(candidate["model_name"], params["champion_alias"])
+    promotion.check_distinct(sandbox, target)  # before anything moves, even in the sandbox
+    store.check_reachable(target)
     store.set_alias(
         store.client_for(sandbox), sandbox.model_name, sandbox.alias, candidate["version"]
     )
