@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # nodes run headless (CI, Spark drivers)
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+# Figures are built with the object API, not pyplot: no global figure registry
+# to leak into, no GUI backend to pick, the same in a notebook and on a server.
 from matplotlib.figure import Figure
 
 NUM_CLASSES = 10
@@ -97,7 +95,8 @@ def summarise_pixels(
 
 def plot_class_balance(class_summary: pd.DataFrame) -> Figure:
     """A bar chart of images per digit, train beside test."""
-    figure, axis = plt.subplots(figsize=(8, 4))
+    figure = Figure(figsize=(8, 4))
+    axis = figure.subplots()
     width = 0.4
     digits = class_summary["digit"].to_numpy()
     axis.bar(digits - width / 2, class_summary["train_images"], width, label="train")
@@ -122,7 +121,8 @@ def plot_samples(split: dict[str, np.ndarray], per_class: int = 8) -> Figure:
             mosaic[digit * height : (digit + 1) * height, column * width : (column + 1) * width] = (
                 split["images"][index]
             )
-    figure, axis = plt.subplots(figsize=(per_class * 0.8, NUM_CLASSES * 0.8 + 0.4))
+    figure = Figure(figsize=(per_class * 0.8, NUM_CLASSES * 0.8 + 0.4))
+    axis = figure.subplots()
     axis.imshow(mosaic, cmap="gray", vmin=0, vmax=255)
     axis.set_yticks(np.arange(NUM_CLASSES) * height + height / 2, labels=range(NUM_CLASSES))
     axis.set_xticks([])
