@@ -73,6 +73,17 @@ def test_transparent_background_uses_the_strokes(digits) -> None:
     assert _correlation(recovered, digit) > 0.9
 
 
+def test_sixteen_bit_grayscale_png(digits, tmp_path: Path) -> None:
+    digit = digits["images"][1]
+    deep = (255 - digit.astype(np.uint16)) * 257  # 16-bit, dark digit on white
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).resize((84, 84)).save(path)
+    assert Image.open(path).mode.startswith("I")
+    eight_bit = save(Image.fromarray(255 - digit).resize((84, 84)), tmp_path / "8bit.png")
+    # read like the same picture in 8 bits (not clipped to white, as a plain convert("L") does)
+    assert _correlation(load_mnist_image(path), load_mnist_image(eight_bit)) > 0.98
+
+
 def test_blank_image_is_refused(tmp_path: Path) -> None:
     path = save(Image.new("RGB", (64, 64), (250, 250, 250)), tmp_path / "blank.png")
     with pytest.raises(ImageReadError, match=r"blank\.png: no digit found"):

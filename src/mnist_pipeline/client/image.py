@@ -54,6 +54,10 @@ def _grayscale(image: Image.Image) -> np.ndarray:
         alpha = np.asarray(image.convert("RGBA"))[..., 3].astype(np.float32)
         if alpha.min() < 250:  # a transparent background: the opaque strokes are the digit
             return alpha
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale
+        pixels = np.asarray(image, dtype=np.float32)
+        low, high = float(pixels.min()), float(pixels.max())
+        return (pixels - low) * (255.0 / max(high - low, 1e-6))
     return np.asarray(image.convert("L"), dtype=np.float32)
 
 
