@@ -58,6 +58,14 @@ class MlflowServerError(RuntimeError):
     """An ``mlflow server`` that did not start or did not become healthy."""
 
 
+def live_group_members(pgid: int) -> list[str]:
+    """``ps`` lines of the group's processes that are not zombies (for stop assertions)."""
+    out = subprocess.run(
+        ["ps", "-o", "stat=,cmd=", "-g", str(pgid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [line for line in out.splitlines() if line.strip() and not line.strip().startswith("Z")]
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port that is free on ``host`` right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -20,6 +20,7 @@ import pytest
 
 from mnist_pipeline.registry import GateRefusedError, RegistryUnreachableError
 from tests.integration import promotion_project
+from tests.integration.mlflow_servers import live_group_members
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,7 +122,10 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
             assert _files_containing(root, value.encode()) == []
 
     # Production serves with the sandbox gone: load by alias from production only.
+    group = sandbox.process.pid
+    assert live_group_members(group)  # the server and its uvicorn worker
     sandbox.stop()
+    assert not sandbox.is_healthy() and live_group_members(group) == []
     with promotion_project.mlflow_state():
         mlflow.set_tracking_uri(production.url)
         mlflow.set_registry_uri(production.url)

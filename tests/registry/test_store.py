@@ -33,13 +33,6 @@ def test_passwords_are_redacted_from_unreachable_errors_and_lineage_keys():
     assert store.source_key(workspace, "3") == (url.replace(":s3cret@", ":***@") + "#mnist_cnn/3")
 
 
-def test_an_embedded_store_gets_its_folder(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'nested' / 'folder' / 'production.db'}"
-    workspace = Workspace("production", uri, uri, "mnist_cnn", "production")
-    store.check_reachable(workspace)
-    assert (tmp_path / "nested" / "folder" / "production.db").is_file()
-
-
 def test_promoting_into_the_registry_it_came_from_is_refused_before_any_call():
     from mnist_pipeline.registry import RegistryConfigError
     from mnist_pipeline.registry.promotion import promote
