@@ -88,6 +88,23 @@ def test_pyfunc_wrapper_is_unwrapped_to_the_same_keras_model(
     )
 
 
+def test_the_promotions_own_pyfunc_is_unwrapped(keras_model, registered) -> None:
+    """The format promotion really registers (registry.model.log_classifier) loads too."""
+    from mnist_pipeline.registry.model import log_classifier
+
+    with registry(registered.registry_uri):
+        experiment = mlflow.get_experiment_by_name("promotion")
+        with mlflow.start_run(experiment_id=experiment.experiment_id):
+            info = log_classifier(keras_model, registered.test_images[:3])
+            version = mlflow.register_model(info.model_uri, "mnist_promoted")
+    uri = f"models:/mnist_promoted/{version.version}"
+    unwrapped = load_keras_model(uri, registered.registry_uri)
+    images = registered.test_images[:64, ..., None].astype(np.float32)
+    np.testing.assert_allclose(
+        unwrapped.predict(images, verbose=0), keras_model.predict(images, verbose=0), atol=1e-6
+    )
+
+
 def test_pyfunc_without_keras_model_is_refused(registered) -> None:
     uri = _log_pyfunc(registered, "mnist_not_keras", NoKerasInside())
     with pytest.raises(ModelLoadError, match="without a Keras model inside"):
