@@ -50,8 +50,8 @@ def _phase(name: str, source: str, data_root: str) -> dict[str, float]:
             "MNIST_SOURCE": source,
             "MNIST_DATA_ROOT": data_root,
             "MNIST_CACHE_DIR": f"{data_root}/01_raw/mnist",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{data_root}/mlflow.db",
-            "MLFLOW_ARTIFACT_LOCATION": f"{data_root}/mlruns",
+            "MLFLOW_SANDBOX_TRACKING_URI": f"sqlite:///{data_root}/sandbox.db",
+            "MLFLOW_SANDBOX_ARTIFACT_LOCATION": f"{data_root}/sandbox-artifacts",
             "KEDRO_DISABLE_TELEMETRY": "1",
         }
     )

@@ -34,8 +34,9 @@ def _env(source, data_root, scratch) -> dict[str, str]:
         "MNIST_SOURCE": str(source),
         "MNIST_DATA_ROOT": str(data_root),
         "MNIST_CACHE_DIR": str(data_root / "01_raw/mnist"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
-        "MLFLOW_ARTIFACT_LOCATION": str(scratch / "mlruns"),
+        # --env azure tracks into the sandbox store: keep it out of the project.
+        "MLFLOW_SANDBOX_TRACKING_URI": f"sqlite:///{scratch}/sandbox.db",
+        "MLFLOW_SANDBOX_ARTIFACT_LOCATION": str(scratch / "sandbox-artifacts"),
     }
 
 
