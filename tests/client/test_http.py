@@ -120,3 +120,9 @@ def test_an_answer_without_predictions_is_an_error() -> None:
         pytest.raises(ClientError, match=r"shape \(1, 2\); expected \(2, 10\)"),
     ):
         post_images(stub.url, IMAGES, token_env=None)
+
+
+def test_token_is_never_sent_in_clear_to_another_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_DATABRICKS_TOKEN", "dapi-test-token")
+    with pytest.raises(ClientError, match=r"refusing to send the bearer token .* to 10\.1\.2\.3"):
+        post_images("http://10.1.2.3:8080/invocations", IMAGES, token_env="MY_DATABRICKS_TOKEN")

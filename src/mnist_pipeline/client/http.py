@@ -52,6 +52,28 @@ def endpoint_url(url: str) -> str:
     return urlunsplit(parts)
 
 
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def check_token_transport(url: str, headers: dict[str, str], token_env: str | None) -> None:
+    """Refuse to send a bearer token in clear text to another machine.
+
+    Over plain ``http`` a token is readable by anyone on the path; only
+    loopback (a local server) is exempt.
+
+    Raises:
+        ClientError: a token would go over ``http`` to a non-loopback host.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    is_loopback = host in _LOOPBACK_HOSTS or host.startswith("127.")
+    if "Authorization" in headers and parts.scheme == "http" and not is_loopback:
+        raise ClientError(
+            f"refusing to send the bearer token from ${token_env} over plain http to {host}: "
+            "use an https:// URL, or unset the variable for a server that needs no token"
+        )
+
+
 def auth_headers(token_env: str | None = DEFAULT_TOKEN_ENV) -> dict[str, str]:
     """``{"Authorization": "Bearer …"}`` when ``token_env`` names a set variable, else ``{}``."""
     token = os.environ.get(token_env or "", "").strip()
@@ -99,6 +121,7 @@ def post_images(
     target = endpoint_url(url)
     body = {"instances": np.asarray(images).astype(int).tolist()}
     headers = {"Content-Type": "application/json", **auth_headers(token_env)}
+    check_token_transport(target, headers, token_env)
     http = session or requests.Session()
     attempts, problem = max(0, int(retries)) + 1, ""
     try:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -191,6 +192,8 @@ class ServerProcess:
     startup_s: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
     process: subprocess.Popen | None = field(default=None, repr=False)
+    # A workdir this object made itself is removed by stop(); a given one is kept.
+    _owns_workdir: bool = field(default=False, repr=False)
 
     def command(self, ready_file: Path) -> list[str]:
         args = [
@@ -221,6 +224,7 @@ class ServerProcess:
             import tempfile
 
             self.workdir = Path(tempfile.mkdtemp(prefix="mnist-server-"))
+            self._owns_workdir = True
         return self.workdir
 
     def start(self) -> ServerProcess:
@@ -245,11 +249,12 @@ class ServerProcess:
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 code = self.process.returncode
-                self.process = None
-                raise ServerStartError(
+                message = (
                     f"the model server for {self.model_uri} exited with code {code} before it "
                     f"was ready; log tail:\n{self.log_tail()}"
                 )
+                self.stop()
+                raise ServerStartError(message)
             if self.url is None and ready_file.is_file():
                 ready = json.loads(ready_file.read_text())
                 self.url, self.info = ready["url"], ready.get("model", {})
@@ -257,11 +262,12 @@ class ServerProcess:
                 self.startup_s = time.perf_counter() - started
                 return self
             time.sleep(0.1)
-        self.stop()
-        raise ServerStartError(
+        message = (
             f"the model server for {self.model_uri} was not ready after "
             f"{self.startup_timeout_s:.0f} s; log tail:\n{self.log_tail()}"
         )
+        self.stop()
+        raise ServerStartError(message)
 
     def is_healthy(self, timeout_s: float = 2.0) -> bool:
         if not self.url:
@@ -276,18 +282,23 @@ class ServerProcess:
         return f"{self.url}/v1/models/{self.info.get('name', 'model')}:predict"
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the process group (a graceful uvicorn shutdown), SIGKILL what is left."""
+        """SIGTERM the process group (a graceful uvicorn shutdown), SIGKILL what is left.
+
+        A temporary workdir this object created (log, ready file) is removed.
+        """
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout_s)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout_s)
+        if self._owns_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir, self._owns_workdir = None, False
 
     def log_tail(self, max_chars: int = 3000) -> str:
         try:
