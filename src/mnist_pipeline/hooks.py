@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class SparkHooks:
     def after_context_created(self, context) -> None:
         try:
             conf = context.config_loader["spark"]
-        except KeyError:
+        except (KeyError, MissingConfigException):  # no spark.yml: Spark-free project
             conf = {}
         self._settings = spark_settings(conf) if conf else None
 
