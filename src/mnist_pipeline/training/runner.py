@@ -83,9 +83,12 @@ def run_key(config: Mapping[str, Any], fingerprint: str) -> str:
 
 
 def _active_spark():
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.getActiveSession()
+    spark = SparkSession.getActiveSession()  # thread-local: None in a runner's thread
+    if spark is None and SparkContext._active_spark_context is not None:
+        spark = SparkSession.builder.getOrCreate()  # the running context's session
     if spark is None:
         raise TrainingLaunchError(
             "training modes local, distributed and custom need a Spark session and none is "
@@ -183,6 +186,37 @@ def _run_barrier(spark, runner, timeout_s: float, **kwargs: Any) -> dict[str, An
     return outcome["result"]
 
 
+def _run_with_restarts(
+    spark, runner, distribution: Mapping[str, Any], checkpoint_dir: str, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The barrier job, re-launched up to ``max_restarts`` times if it fails.
+
+    Spark does not retry a failed barrier *result* stage ("Could not recover from a
+    failed barrier ResultStage"): one killed worker fails the job. A re-launch resumes
+    from the chief's last checkpoint. Timeouts are not retried.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    timeout_s = float(distribution.get("timeout_s", 3600))
+    attempts = 1 + max(int(distribution.get("max_restarts", 1)), 0)
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run_barrier(spark, runner, timeout_s, **kwargs)
+        except Py4JJavaError as exc:
+            if attempt == attempts:
+                raise
+            reason = str(exc.java_exception).splitlines()[0][:300]
+            logger.warning(
+                "the barrier training job failed (%s); re-launching it (attempt %d of %d), "
+                "resuming from %s",
+                reason,
+                attempt + 1,
+                attempts,
+                checkpoint_dir,
+            )
+    raise AssertionError("unreachable")
+
+
 def run_training(
     *,
     train_path: str,
@@ -193,7 +227,8 @@ def run_training(
     """Train in ``config['mode']`` and return the chief's result.
 
     ``config`` is the ``training`` parameters: ``mode``, ``distribution``
-    (num_slots, use_gpu, gpu_resource_name, communication, timeout_s, slot_wait_s),
+    (num_slots, use_gpu, gpu_resource_name, communication, timeout_s, slot_wait_s,
+    max_restarts),
     ``output_dir``, ``checkpoint`` (dir, keep_after_success) and what
     :func:`.worker.train` reads.
     """
@@ -240,9 +275,7 @@ def run_training(
             if mode == "local":
                 result = runner.run(train, **kwargs)
             else:
-                result = _run_barrier(
-                    spark, runner, float(distribution.get("timeout_s", 3600)), **kwargs
-                )
+                result = _run_with_restarts(spark, runner, distribution, checkpoint_dir, kwargs)
     wall_time = time.perf_counter() - started
     if not config["checkpoint"].get("keep_after_success", False):
         import shutil
