@@ -27,8 +27,8 @@ def test_training_pipeline_in_local_mode(tmp_path, real_mnist_dir, project_root,
         monkeypatch.delenv(name)
     for key, value in {
         "MNIST_DATA_ROOT": str(tmp_path / "data"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-        "MLFLOW_ARTIFACT_LOCATION": str(tmp_path / "mlruns"),
+        "MLFLOW_SANDBOX_TRACKING_URI": f"sqlite:///{tmp_path}/sandbox.db",
+        "MLFLOW_SANDBOX_ARTIFACT_LOCATION": str(tmp_path / "sandbox-artifacts"),
         "TRAINING_MODE": "local",
         "SPARK_MASTER": "local[2]",
     }.items():

@@ -28,8 +28,8 @@ def _environment(scratch: Path) -> dict[str, str]:
         KEDRO_DISABLE_TELEMETRY="1",
         SPARK_LOCAL_IP="127.0.0.1",
         MNIST_DATA_ROOT=str(scratch / "data"),
-        MLFLOW_TRACKING_URI=f"sqlite:///{scratch}/mlflow.db",
-        MLFLOW_ARTIFACT_LOCATION=str(scratch / "mlruns"),
+        MLFLOW_SANDBOX_TRACKING_URI=f"sqlite:///{scratch}/sandbox.db",
+        MLFLOW_SANDBOX_ARTIFACT_LOCATION=str(scratch / "sandbox-artifacts"),
         TRAINING_MODE="single_node",
         TRAINING_CHECKPOINT_DIR=str(scratch / "checkpoints"),
     )
