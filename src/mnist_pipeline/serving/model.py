@@ -15,12 +15,13 @@ pixel values 0–255 in, (N, 10) softmax probabilities out.
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from mnist_pipeline.registry.config import redact_uri
 
 
 class ModelResolutionError(RuntimeError):
@@ -58,11 +59,6 @@ class ModelReference:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "model_uri": self.model_uri}
-
-
-def redact_uri(uri: str) -> str:
-    """``scheme://user:password@host`` → ``scheme://user:***@host`` (for messages and reports)."""
-    return re.sub(r"(://[^/:@]+):[^/@]+@", r"\1:***@", uri or "")
 
 
 @contextlib.contextmanager
