@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -14,6 +15,29 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_MNIST = Path(os.environ.get("MNIST_TEST_DATA", PROJECT_ROOT.parent / "shared/data/mnist"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_state():
+    """Leave MLflow's process-wide state as each test found it.
+
+    MLflow keeps the active run and the tracking/registry URIs in module globals;
+    a Kedro session (kedro-mlflow) or a failing test can leave a run active that
+    points into a store that no longer exists, which would break the next test.
+    """
+    import mlflow
+    from mlflow.tracking import fluent
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    while mlflow.active_run() is not None:
+        try:
+            mlflow.end_run()
+        except Exception:  # its store is gone: forget the run without ending it
+            with contextlib.suppress(IndexError):
+                fluent._active_run_stack.get().pop()
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
 
 
 @pytest.fixture(scope="session")
