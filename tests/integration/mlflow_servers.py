@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from mnist_pipeline.processes import stop_process_group
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -206,15 +207,8 @@ class MlflowServer:
         process, self.process = self.process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
-        # Helpers may outlive the leader: kill whatever is left of the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
+        # mlflow's helpers may outlive the leader: the whole group goes.
+        stop_process_group(process, timeout_s)
         # Wait until the port no longer answers, so "server down" really means down.
         deadline = time.monotonic() + timeout_s
         while self.is_healthy(timeout_s=0.5) and time.monotonic() < deadline:

@@ -7,7 +7,6 @@ daemon in its own process group, stopped (and waited for) on close.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pyspark
+
+from mnist_pipeline.processes import stop_process_group
 
 
 def _free_port() -> int:
@@ -107,13 +108,7 @@ class StandaloneCluster:
         )
 
     def close(self) -> None:
+        # Workers first, then the master.
         for process in reversed(self._processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self._processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process_group(process, timeout_s=30)
         self._processes.clear()

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from mnist_pipeline.pipelines.ingestion.nodes import (
     summarise_classes,
     summarise_pixels,
 )
+from mnist_pipeline.processes import stop_process_group
 from tests.conftest import make_split
 from tests.integration.browser import dump_dom, require_chromium, screenshot
 from tests.integration.scratch_project import project_copy, scratch_environment
@@ -72,18 +71,7 @@ def _viz_port() -> int:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Stop the server's whole process group (kedro viz spawns children)."""
-    if process.poll() is not None:
-        return
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    stop_process_group(process, STOP_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,11 @@ in a real server, like TFX's InfraValidator.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from mnist_pipeline.processes import stop_process_group
 
 from .app import ServingLimits, create_app
 from .model import load_keras_model, redact_uri, resolve_model
@@ -287,15 +287,7 @@ class ServerProcess:
         A temporary workdir this object created (log, ready file) is removed.
         """
         process, self.process = self.process, None
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=timeout_s)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=timeout_s)
+        stop_process_group(process, timeout_s)
         if self._owns_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir, self._owns_workdir = None, False
