@@ -96,6 +96,23 @@ def seed_inputs(project: Path, env: str, inputs: dict[str, Any]) -> None:
             catalog.save(name, value)
 
 
+def seed_trained_candidate(
+    project: Path, env: str, tiny_model: tuple[Any, Any], test_split: Any, fingerprint: str
+) -> None:
+    """Seed what evaluation + promotion read: the trained model, its history, the test set."""
+    model, history = tiny_model
+    seed_inputs(
+        project,
+        env,
+        {
+            "trained_model": model,
+            "training_history": history,
+            "mnist_test": test_split,
+            "model_input_fingerprint": {"model_input": fingerprint, "splits": {}},
+        },
+    )
+
+
 def run(
     project: Path,
     env: str,

@@ -22,16 +22,8 @@ def test_embedded_defaults_register_gate_and_promote(
             monkeypatch.delenv(name)
     monkeypatch.setenv("MNIST_DATA_ROOT", str(tmp_path / "data"))
     project = promotion_project.make_project(tmp_path)
-    model, history = tiny_model
-    promotion_project.seed_inputs(
-        project,
-        "azure",
-        {
-            "trained_model": model,
-            "training_history": history,
-            "mnist_test": mnist_slices["test"],
-            "model_input_fingerprint": {"model_input": "f" * 64, "splits": {}},
-        },
+    promotion_project.seed_trained_candidate(
+        project, "azure", tiny_model, mnist_slices["test"], "f" * 64
     )
     # The tiny model (one epoch, 3,000 images) cannot reach the default 0.99.
     promotion_project.run(
@@ -70,7 +62,8 @@ def test_embedded_defaults_register_gate_and_promote(
     candidate = json.loads((data / "06_models/candidate_model_version.json").read_text())
     run = sandbox.get_run(candidate["run_id"])
     assert run.data.metrics["evaluation.test_accuracy"] == pytest.approx(metrics["test_accuracy"])
-    assert len(sandbox.get_metric_history(run.info.run_id, "epoch.loss")) == len(history["loss"])
+    epochs_trained = len(tiny_model[1]["loss"])
+    assert len(sandbox.get_metric_history(run.info.run_id, "epoch.loss")) == epochs_trained
     assert run.data.tags["gate.passed"] == "True"
     assert run.data.tags["data_fingerprint"] == "f" * 64
     artifacts = {a.path for a in sandbox.list_artifacts(run.info.run_id)}

@@ -45,16 +45,8 @@ def workspace(tmp_path, monkeypatch, mlflow_servers, tiny_model, mnist_slices):
     monkeypatch.setenv("MLFLOW_SANDBOX_ARTIFACT_LOCATION", "mlflow-artifacts:/sandbox-runs")
     monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", mlflow_servers.production.url)
     project = promotion_project.make_project(tmp_path)
-    model, history = tiny_model
-    promotion_project.seed_inputs(
-        project,
-        "azure",
-        {
-            "trained_model": model,
-            "training_history": history,
-            "mnist_test": mnist_slices["test"],
-            "model_input_fingerprint": {"model_input": "a" * 64, "splits": {}},
-        },
+    promotion_project.seed_trained_candidate(
+        project, "azure", tiny_model, mnist_slices["test"], "a" * 64
     )
     return project
 
