@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: dict
+    at: float = field(default_factory=time.monotonic)  # arrival, to order several stubs' requests
 
 
 @dataclass
@@ -25,19 +27,23 @@ class StubServer:
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
     delay_s: float = 0.0
+    digit: int = 3
+    stop: Callable[[], None] = lambda: None  # stop listening now (connections are refused)
 
 
-def _predictions_for(body: dict) -> dict:
+def _predictions_for(body: dict, digit: int = 3) -> dict:
     count = len(body.get("instances", []))
     row = [0.0] * 10
-    row[3] = 1.0
+    row[digit] = 1.0
     return {"predictions": [row] * count}
 
 
 @contextmanager
-def stub_server(answers: list[tuple[int, object]], delay_s: float = 0.0) -> Iterator[StubServer]:
-    """Start the stub; ``body == "predict"`` answers one-hot digit 3 per instance."""
-    stub = StubServer(answers=list(answers), delay_s=delay_s)
+def stub_server(
+    answers: list[tuple[int, object]], delay_s: float = 0.0, digit: int = 3
+) -> Iterator[StubServer]:
+    """Start the stub; ``body == "predict"`` answers one-hot ``digit`` per instance."""
+    stub = StubServer(answers=list(answers), delay_s=delay_s, digit=digit)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -49,7 +55,7 @@ def stub_server(answers: list[tuple[int, object]], delay_s: float = 0.0) -> Iter
             if stub.delay_s:
                 threading.Event().wait(stub.delay_s)
             if payload == "predict":
-                payload = _predictions_for(body)
+                payload = _predictions_for(body, stub.digit)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -65,8 +71,16 @@ def stub_server(answers: list[tuple[int, object]], delay_s: float = 0.0) -> Iter
     stub.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if not stopped.is_set():
+            stopped.set()
+            server.shutdown()
+            server.server_close()
+
+    stub.stop = stop
     try:
         yield stub
     finally:
-        server.shutdown()
-        server.server_close()
+        stop()

@@ -7,12 +7,14 @@ import time
 
 import numpy as np
 import pytest
+from requests import Session
 
 from mnist_pipeline.client.http import (
     ClientError,
     ServerRefusedError,
     ServerUnavailableError,
     endpoint_url,
+    is_loopback_host,
     post_images,
 )
 from tests.client.stub_server import stub_server
@@ -126,3 +128,47 @@ def test_token_is_never_sent_in_clear_to_another_host(monkeypatch: pytest.Monkey
     monkeypatch.setenv("MY_DATABRICKS_TOKEN", "dapi-test-token")
     with pytest.raises(ClientError, match=r"refusing to send the bearer token .* to 10\.1\.2\.3"):
         post_images("http://10.1.2.3:8080/invocations", IMAGES, token_env="MY_DATABRICKS_TOKEN")
+
+
+@pytest.mark.parametrize(
+    "host", ["127.evil.example", "127.0.0.1.nip.io", "localhost.example", "10.0.0.1"]
+)
+def test_only_loopback_literals_and_localhost_may_get_a_token_over_http(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv("MY_TOKEN", "secret-token")
+    with pytest.raises(ClientError, match=f"refusing to send the bearer token .* to {host}"):
+        post_images(f"http://{host}:8080/invocations", IMAGES, token_env="MY_TOKEN", retries=0)
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("127.0.0.1", True),
+        ("127.45.6.7", True),
+        ("::1", True),
+        ("127.evil.example", False),
+        ("localhost.example", False),
+        ("128.0.0.1", False),
+        ("0.0.0.0", False),
+    ],
+)
+def test_what_counts_as_loopback(host: str, local: bool) -> None:
+    assert is_loopback_host(host) is local
+
+
+def test_a_token_over_plain_http_never_goes_through_an_environment_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MY_TOKEN", "secret-token")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with stub_server([(200, "predict")]) as proxy, stub_server([(200, "predict")]) as server:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        post_images(f"{server.url}/invocations", IMAGES, token_env="MY_TOKEN")
+        post_images(f"{server.url}/invocations", IMAGES, token_env="MY_TOKEN", session=Session())
+    assert proxy.requests == []  # the proxy saw neither the request nor the token
+    assert [r.headers["Authorization"] for r in server.requests] == ["Bearer secret-token"] * 2

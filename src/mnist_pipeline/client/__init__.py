@@ -4,12 +4,14 @@
     for result in predict_digits(["seven.png"], url="http://127.0.0.1:8501/v1/models/mnist_cnn:predict"):
         print(result.source, result.digit, result.probability)
 
-Command line: ``python -m mnist_pipeline.client IMAGE... --url URL [--json]``.
+Several endpoints fail over (``url=[primary, secondary]``, see :mod:`.http`); each result
+names the endpoint that answered. Command line: ``python -m mnist_pipeline.client IMAGE...
+--url URL [--url URL2] [--json]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,16 @@ import numpy as np
 import requests
 
 from .http import (
+    DEFAULT_DEADLINE_S,
     DEFAULT_TOKEN_ENV,
     ClientError,
+    Endpoint,
     ServerRefusedError,
     ServerUnavailableError,
+    as_endpoints,
+    endpoint_url,
     post_images,
+    request_predictions,
 )
 from .image import ImageReadError, load_mnist_image, to_mnist
 
@@ -37,6 +44,7 @@ class DigitPrediction:
     digit: int
     probability: float
     probabilities: list[float]
+    endpoint: str = ""  # the URL that answered
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,42 +52,55 @@ class DigitPrediction:
             "digit": self.digit,
             "probability": self.probability,
             "probabilities": self.probabilities,
+            "endpoint": self.endpoint,
         }
 
 
 def predict_digits(
     images: Iterable[str | Path | Any],
-    url: str,
+    url: str | Endpoint | Sequence[str | Endpoint],
     *,
     token_env: str | None = DEFAULT_TOKEN_ENV,
     timeout_s: float = 10.0,
     retries: int = 3,
     backoff_s: float = 0.5,
+    deadline_s: float | None = DEFAULT_DEADLINE_S,
+    failures: list[str] | None = None,
 ) -> list[DigitPrediction]:
     """Read each image, convert it to MNIST's convention, ask the server, return the digits.
 
     All images are read and converted before anything is sent, so an unreadable
-    file fails fast (:class:`ImageReadError` naming it). See
-    :func:`~mnist_pipeline.client.http.post_images` for the HTTP side and its errors.
+    file fails fast (:class:`ImageReadError` naming it). Images go in requests of
+    at most ``MAX_IMAGES_PER_REQUEST``; with several endpoints, each request tries
+    them in order, starting with the one that answered the previous request, within
+    ``deadline_s`` per request. See :func:`~mnist_pipeline.client.http.request_predictions`
+    for the HTTP side and its errors. ``failures`` (a list) collects the attempts
+    that failed over.
     """
     sources = list(images)
     if not sources:
         raise ClientError("no images given")
     names = [str(s) if isinstance(s, str | Path) else f"image {i}" for i, s in enumerate(sources)]
     batch = np.stack([load_mnist_image(source) for source in sources])
+    endpoints = as_endpoints(url, token_env)
     results: list[DigitPrediction] = []
     with requests.Session() as session:
         for start in range(0, len(batch), MAX_IMAGES_PER_REQUEST):
-            probabilities = post_images(
-                url,
+            answer = request_predictions(
+                endpoints,
                 batch[start : start + MAX_IMAGES_PER_REQUEST],
-                token_env=token_env,
                 timeout_s=timeout_s,
                 retries=retries,
                 backoff_s=backoff_s,
+                deadline_s=deadline_s,
                 session=session,
             )
-            for offset, row in enumerate(probabilities):
+            if failures is not None:
+                failures.extend(answer.failures)
+            # the endpoint that answered goes first next time (the others keep their order)
+            first = next(e for e in endpoints if endpoint_url(e.url) == answer.endpoint)
+            endpoints = [first, *(e for e in endpoints if e is not first)]
+            for offset, row in enumerate(answer.probabilities):
                 digit = int(np.argmax(row))
                 results.append(
                     DigitPrediction(
@@ -87,6 +108,7 @@ def predict_digits(
                         digit=digit,
                         probability=float(row[digit]),
                         probabilities=[float(p) for p in row],
+                        endpoint=answer.endpoint,
                     )
                 )
     return results
@@ -95,11 +117,13 @@ def predict_digits(
 __all__ = [
     "ClientError",
     "DigitPrediction",
+    "Endpoint",
     "ImageReadError",
     "ServerRefusedError",
     "ServerUnavailableError",
     "load_mnist_image",
     "post_images",
     "predict_digits",
+    "request_predictions",
     "to_mnist",
 ]

@@ -1,20 +1,30 @@
-"""POST images to a model server and read the digits back.
+"""POST images to one or more model servers and read the digits back.
 
 Works against the local server (``kedro serve``), ``mlflow models serve`` and Databricks
 model serving (``https://<workspace>/serving-endpoints/<name>/invocations``): all take
 ``{"instances": [...]}`` and answer ``{"predictions": [[10 probabilities], ...]}``.
 
 * A bearer token is read from an environment variable (never from the command line,
-  never logged) and sent as ``Authorization: Bearer <token>``.
-* Connection errors, timeouts and 5xx answers are retried with exponential backoff;
-  4xx answers are not (the request itself is wrong) and raise :class:`ServerRefusedError`
-  with the server's own message.
+  never logged) and sent as ``Authorization: Bearer <token>``. Each endpoint can name its
+  own variable (:class:`Endpoint`).
+* A token never travels in clear text: over plain ``http`` it goes only to a loopback
+  address (an IP literal in 127.0.0.0/8, ``::1``, or ``localhost``), and then directly,
+  never through a proxy from the environment (``HTTP_PROXY``).
+* Several endpoints fail over: each round tries every endpoint once, in order, and moves
+  on after a connection error, a timeout or a 5xx; a 4xx is the request's fault and raises
+  :class:`ServerRefusedError` at once, with the server's own message. Rounds repeat
+  (with exponential backoff) until one answers, ``retries`` rounds have passed, or the
+  total ``deadline_s`` is spent.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +33,7 @@ import requests
 
 DEFAULT_TOKEN_ENV = "MNIST_SERVING_TOKEN"
 DEFAULT_PATH = "/invocations"
+DEFAULT_DEADLINE_S = 15.0
 
 
 class ClientError(RuntimeError):
@@ -39,7 +50,24 @@ class ServerRefusedError(ClientError):
 
 
 class ServerUnavailableError(ClientError):
-    """No usable answer after all retries (connection refused, timeouts, 5xx)."""
+    """No usable answer from any endpoint (connection refused, timeouts, 5xx) in time."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A prediction URL and the environment variable holding its bearer token (None: none)."""
+
+    url: str
+    token_env: str | None = DEFAULT_TOKEN_ENV
+
+
+@dataclass
+class Answer:
+    """Probabilities (N, 10), the endpoint that gave them, and what failed before it."""
+
+    probabilities: np.ndarray
+    endpoint: str
+    failures: list[str] = field(default_factory=list)
 
 
 def endpoint_url(url: str) -> str:
@@ -52,22 +80,29 @@ def endpoint_url(url: str) -> str:
     return urlunsplit(parts)
 
 
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+def is_loopback_host(host: str) -> bool:
+    """Only ``localhost`` and IP literals of 127.0.0.0/8 or ``::1`` (not ``127.evil.com``)."""
+    host = host.lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_token_transport(url: str, headers: dict[str, str], token_env: str | None) -> None:
     """Refuse to send a bearer token in clear text to another machine.
 
     Over plain ``http`` a token is readable by anyone on the path; only
-    loopback (a local server) is exempt.
+    loopback (a local server, see :func:`is_loopback_host`) is exempt.
 
     Raises:
         ClientError: a token would go over ``http`` to a non-loopback host.
     """
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    is_loopback = host in _LOOPBACK_HOSTS or host.startswith("127.")
-    if "Authorization" in headers and parts.scheme == "http" and not is_loopback:
+    if "Authorization" in headers and parts.scheme == "http" and not is_loopback_host(host):
         raise ClientError(
             f"refusing to send the bearer token from ${token_env} over plain http to {host}: "
             "use an https:// URL, or unset the variable for a server that needs no token"
@@ -92,68 +127,164 @@ def _server_message(answer: requests.Response) -> str:
     return str(body)[:500]
 
 
-def post_images(
-    url: str,
+def as_endpoints(
+    urls: str | Endpoint | Sequence[str | Endpoint], token_env: str | None = DEFAULT_TOKEN_ENV
+) -> list[Endpoint]:
+    """One URL, an :class:`Endpoint` or a list of them → endpoints (URLs get ``token_env``)."""
+    items = [urls] if isinstance(urls, str | Endpoint) else list(urls)
+    if not items:
+        raise ClientError("no server URL given")
+    return [item if isinstance(item, Endpoint) else Endpoint(item, token_env) for item in items]
+
+
+@dataclass
+class _Target:
+    url: str
+    headers: dict[str, str]
+    direct: bool  # a token over plain http (loopback only): never through an environment proxy
+
+
+def _targets(endpoints: list[Endpoint]) -> list[_Target]:
+    targets = []
+    for endpoint in endpoints:
+        url = endpoint_url(endpoint.url)
+        headers = {"Content-Type": "application/json", **auth_headers(endpoint.token_env)}
+        check_token_transport(url, headers, endpoint.token_env)
+        direct = "Authorization" in headers and urlsplit(url).scheme == "http"
+        targets.append(_Target(url, headers, direct))
+    return targets
+
+
+def request_predictions(
+    endpoints: str | Endpoint | Sequence[str | Endpoint],
     images: np.ndarray,
     *,
     token_env: str | None = DEFAULT_TOKEN_ENV,
     timeout_s: float = 10.0,
     retries: int = 3,
     backoff_s: float = 0.5,
+    deadline_s: float | None = DEFAULT_DEADLINE_S,
+    session: requests.Session | None = None,
+) -> Answer:
+    """Send uint8 (N, 28, 28) images to the first endpoint that answers; the :class:`Answer`.
+
+    Args:
+        endpoints: one URL or several, tried in this order in every round (a bare
+            ``http://host:port`` gets ``/invocations``); plain URLs use ``token_env``.
+        images: MNIST-convention images.
+        token_env: environment variable holding a bearer token (unset: no header).
+        timeout_s: connect and read timeout of each attempt (cut to what is left of
+            the deadline).
+        retries: further rounds after a round in which no endpoint answered.
+        backoff_s: wait before the second round; doubled before each next one.
+        deadline_s: the most seconds for everything (None: no limit).
+        session: a ``requests.Session`` to reuse connections.
+
+    Raises:
+        ServerRefusedError: a 4xx answer (with the server's message); no failover.
+        ServerUnavailableError: no endpoint answered (only connection errors,
+            timeouts, 5xx) within the rounds or the deadline.
+        ClientError: a 2xx answer without the expected predictions, or a token that
+            would travel in clear text.
+    """
+    targets = _targets(as_endpoints(endpoints, token_env))
+    body = json.dumps({"instances": np.asarray(images).astype(int).tolist()}).encode()
+    count = len(images)
+    began = time.monotonic()
+    deadline = None if deadline_s is None else began + float(deadline_s)
+    shared = session or requests.Session()
+    direct: requests.Session | None = None
+    rounds, failures, attempts = max(0, int(retries)) + 1, [], 0
+    last_problem: dict[str, str] = {}
+    out_of_time = False
+    try:
+        for number in range(rounds):
+            if number:
+                pause = backoff_s * 2 ** (number - 1)
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - time.monotonic()))
+                time.sleep(pause)
+            for target in targets:
+                wait = timeout_s
+                if deadline is not None:
+                    wait = min(timeout_s, deadline - time.monotonic())
+                    if wait <= 0:
+                        out_of_time = True
+                        break
+                if target.direct and direct is None:
+                    direct = requests.Session()
+                    direct.trust_env = False  # no HTTP(S)_PROXY, no .netrc for a clear-text token
+                http = direct if target.direct else shared
+                attempts += 1
+                try:
+                    answer = http.post(target.url, data=body, headers=target.headers, timeout=wait)
+                except requests.Timeout:
+                    problem = f"no answer within {wait:g} s"
+                except requests.ConnectionError as exc:
+                    problem = f"cannot connect ({_reason(exc)})"
+                else:
+                    if answer.status_code < 400:
+                        return Answer(_predictions(answer, target.url, count), target.url, failures)
+                    message = _server_message(answer)
+                    if answer.status_code < 500:
+                        raise ServerRefusedError(
+                            f"{target.url} refused the request with {answer.status_code} "
+                            f"{answer.reason}: {message}",
+                            answer.status_code,
+                            message,
+                        )
+                    problem = f"server error {answer.status_code}: {message}"
+                last_problem[target.url] = problem
+                failures.append(f"{target.url}: {problem}")
+            if out_of_time:
+                break
+    finally:
+        if session is None:
+            shared.close()
+        if direct is not None:
+            direct.close()
+    spent = time.monotonic() - began
+    why = f"deadline of {deadline_s:g} s reached, " if out_of_time else ""
+    plural = "s" * (attempts != 1)
+    if len(targets) == 1:
+        url = targets[0].url
+        raise ServerUnavailableError(
+            f"{url} is unreachable: {last_problem.get(url, 'no attempt made')} "
+            f"({why}after {attempts} attempt{plural} in {spent:.1f} s)"
+        )
+    details = "; ".join(f"{t.url}: {last_problem.get(t.url, 'not tried')}" for t in targets)
+    raise ServerUnavailableError(
+        f"none of the {len(targets)} endpoints answered ({why}{attempts} attempt{plural} in "
+        f"{spent:.1f} s): {details}"
+    )
+
+
+def post_images(
+    url: str | Endpoint | Sequence[str | Endpoint],
+    images: np.ndarray,
+    *,
+    token_env: str | None = DEFAULT_TOKEN_ENV,
+    timeout_s: float = 10.0,
+    retries: int = 3,
+    backoff_s: float = 0.5,
+    deadline_s: float | None = DEFAULT_DEADLINE_S,
     session: requests.Session | None = None,
 ) -> np.ndarray:
     """Send uint8 (N, 28, 28) images, return (N, 10) probabilities.
 
-    Args:
-        url: the endpoint (a bare ``http://host:port`` gets ``/invocations``).
-        images: MNIST-convention images.
-        token_env: environment variable holding a bearer token (unset: no header).
-        timeout_s: connect and read timeout of each attempt.
-        retries: further attempts after a connection error, timeout or 5xx.
-        backoff_s: wait before the first retry; doubled before each next one.
-        session: a ``requests.Session`` to reuse connections.
-
-    Raises:
-        ServerRefusedError: a 4xx answer (with the server's message).
-        ServerUnavailableError: no answer, or only 5xx, after all attempts.
-        ClientError: a 2xx answer without the expected predictions.
+    :func:`request_predictions` without saying which endpoint answered (same
+    arguments and errors).
     """
-    target = endpoint_url(url)
-    body = {"instances": np.asarray(images).astype(int).tolist()}
-    headers = {"Content-Type": "application/json", **auth_headers(token_env)}
-    check_token_transport(target, headers, token_env)
-    http = session or requests.Session()
-    attempts, problem = max(0, int(retries)) + 1, ""
-    try:
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(backoff_s * 2 ** (attempt - 1))
-            try:
-                answer = http.post(target, json=body, headers=headers, timeout=timeout_s)
-            except requests.Timeout:
-                problem = f"no answer within {timeout_s:g} s"
-                continue
-            except requests.ConnectionError as exc:
-                problem = f"cannot connect ({_reason(exc)})"
-                continue
-            if answer.status_code >= 500:
-                problem = f"server error {answer.status_code}: {_server_message(answer)}"
-                continue
-            if answer.status_code >= 400:
-                message = _server_message(answer)
-                raise ServerRefusedError(
-                    f"{target} refused the request with {answer.status_code} "
-                    f"{answer.reason}: {message}",
-                    answer.status_code,
-                    message,
-                )
-            return _predictions(answer, target, len(body["instances"]))
-    finally:
-        if session is None:
-            http.close()
-    raise ServerUnavailableError(
-        f"{target} is unreachable: {problem} (after {attempts} attempt{'s' * (attempts > 1)})"
-    )
+    return request_predictions(
+        url,
+        images,
+        token_env=token_env,
+        timeout_s=timeout_s,
+        retries=retries,
+        backoff_s=backoff_s,
+        deadline_s=deadline_s,
+        session=session,
+    ).probabilities
 
 
 def _reason(exc: Exception) -> str:
