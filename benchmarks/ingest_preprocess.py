@@ -4,9 +4,9 @@ Each measurement runs in a fresh Python process (so its peak RSS is its own):
 
 * ``baseline``   – the least any ingestion can do: gunzip the four files and view them
                    as numpy arrays (no checks, no outputs);
-* ``ingestion``  – ``kedro run --pipeline ingestion`` with an empty cache (copy + verify);
+* ``ingestion``  – ``kedro run --pipelines ingestion`` with an empty cache (copy + verify);
 * ``ingestion (cached)`` – the same again, served from the cache;
-* ``preprocessing`` – ``kedro run --pipeline preprocessing`` (scale, split, Parquet shards).
+* ``preprocessing`` – ``kedro run --pipelines preprocessing`` (scale, split, Parquet shards).
 
 Usage::
 

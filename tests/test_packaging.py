@@ -4,7 +4,7 @@ What ``kedro package`` does, offline: build the wheel with the project's own bui
 (``python -m build --wheel``, here without build isolation so nothing is downloaded) and
 pack ``conf/`` without ``local/*.yml`` into ``conf-mnist_pipeline.tar.gz``. The wheel is
 then installed on its own (``pip install --no-deps --target``; its dependencies are the
-project environment's) and its console script runs ``--env azure --pipeline ingestion``
+project environment's) and its console script runs ``--env azure --pipelines ingestion``
 from a folder that holds only the configuration tarball, the way a job on a cluster runs it.
 """
 
@@ -169,7 +169,7 @@ def test_entry_point_runs_a_pipeline_with_env(wheel, project_root, tmp_path):
     )
     assert where.stdout.strip().startswith(str(site)), where.stdout
 
-    command = [str(script), "--env", "azure", "--pipeline", "ingestion"]
+    command = [str(script), "--env", "azure", "--pipelines", "ingestion"]
     command += ["--conf-source", str(conf_tarball), "--params", "ingestion.test.num_images=50"]
     result = subprocess.run(
         command, check=False, cwd=job, env=env, capture_output=True, text=True, timeout=TIMEOUT_S

@@ -1,7 +1,7 @@
 """``python -m mnist_pipeline`` / ``mnist-pipeline``: run the project's pipelines.
 
 This is the entry point of the packaged project (``kedro package``): it behaves
-like ``kedro run`` from the project root, including ``--env`` and ``--pipeline``.
+like ``kedro run`` from the project root, including ``--env`` and ``--pipelines``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # The sandbox lifecycle, in order. ``deploy`` (the production side) is not part
-# of it: it runs in the production workspace with ``--pipeline deploy``.
+# of it: it runs in the production workspace with ``--pipelines deploy``.
 SANDBOX_STAGES = ("ingestion", "preprocessing", "training", "evaluation", "promotion")
 
 
@@ -30,7 +30,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     Each stage is namespaced by its name (see :func:`namespaced`).
     ``__default__`` (what a bare ``kedro run`` runs) is the sandbox lifecycle:
     the stages of :data:`SANDBOX_STAGES` that exist. Every stage can also be run
-    alone with ``kedro run --pipeline <name>``.
+    alone with ``kedro run --pipelines <name>``.
     """
     pipelines = {
         name: namespaced(name, pipeline)

@@ -3,7 +3,7 @@
 Each ``make``/``kedro``/``.venv/bin/...`` command of a fenced shell block or an inline code
 span is checked as the shell and kedro's own CLI would read it: the ``make`` target is in
 the Makefile; the ``kedro`` subcommand and its options parse with kedro's click command
-tree (plugins included); ``--env`` is a folder of ``conf/``, ``--pipeline`` a registered
+tree (plugins included); ``--env`` is a folder of ``conf/``, ``--pipelines`` a registered
 pipeline, ``--params`` keys exist in that environment's parameters, ``--nodes`` are nodes;
 files handed to ``.venv/bin/pytest`` or ``python`` exist. ``<placeholders>`` are skipped.
 Commands that need a network or long runs are not executed here; docs/extending.md's
@@ -103,6 +103,8 @@ def _check_kedro(args: list[str], kedro_cli, registered) -> None:
         command = command.get_command(context, name)
         assert command is not None, f"no such command: kedro {' '.join([*names, name])}"
         names.append(name)
+    # Kedro 1.7 deprecates --pipeline (a KedroDeprecationWarning on every run).
+    assert "--pipeline" not in args, "--pipeline is deprecated: use --pipelines"
     if any("<" in arg for arg in args):
         return  # a placeholder: only the command itself can be checked
     params = command.make_context(" ".join(names), args).params  # unknown options raise
@@ -111,7 +113,7 @@ def _check_kedro(args: list[str], kedro_cli, registered) -> None:
         assert (PROJECT_ROOT / "conf" / env).is_dir(), f"--env {env}: no conf/{env}/"
     for pipeline in [params.get("pipeline"), *(params.get("pipelines") or [])]:
         if pipeline:
-            assert pipeline in registered, f"--pipeline {pipeline}: not registered"
+            assert pipeline in registered, f"--pipelines {pipeline}: not registered"
     nodes = {node.name for node in registered["__default__"].nodes}
     for pipeline in registered.values():
         nodes |= {node.name for node in pipeline.nodes}
@@ -134,7 +136,7 @@ def test_command_is_valid(doc, line, kedro_cli, registered):
         makefile = (PROJECT_ROOT / "Makefile").read_text()
         for target in (a for a in args if not a.startswith("-") and "=" not in a):
             assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"no make target {target}"
-    elif program == "kedro":
+    elif program in ("kedro", ".venv/bin/kedro"):
         _check_kedro(list(args), kedro_cli, registered)
     else:
         assert (PROJECT_ROOT / program).name in {"pytest", "python", "kedro", "ruff", "pip"}
@@ -147,3 +149,25 @@ def test_command_is_valid(doc, line, kedro_cli, registered):
 def test_docs_show_commands():
     assert any(line.startswith("make test") for _, line in COMMANDS)
     assert any(line.startswith("kedro run") for _, line in COMMANDS)
+
+
+# Every place a reader or a test copies a command from: no deprecated singular option.
+_SINGULAR = re.compile("--pipeline" + r"(?![s\w-])")
+_COMMAND_SOURCES = ["README.md", "Makefile", "docs", "notebooks", "tests", "benchmarks", "src"]
+
+
+def test_no_deprecated_pipeline_option_anywhere():
+    offenders = []
+    for source in _COMMAND_SOURCES:
+        root = PROJECT_ROOT / source
+        files = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in files:
+            if path == Path(__file__).resolve():
+                continue  # this test names the option it looks for
+            if path.suffix in {".md", ".py", ".ipynb", ".yml", ""} and path.is_file():
+                text = path.read_text(errors="replace")
+                offenders += [
+                    f"{path.relative_to(PROJECT_ROOT)}:{text.count(chr(10), 0, m.start()) + 1}"
+                    for m in _SINGULAR.finditer(text)
+                ]
+    assert not offenders, f"--pipeline (deprecated) still shown in: {offenders}"

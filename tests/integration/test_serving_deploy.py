@@ -1,4 +1,4 @@
-"""``kedro run --env gcp --pipeline deploy`` end to end against a real production registry.
+"""``kedro run --env gcp --pipelines deploy`` end to end against a real production registry.
 
 The production registry is a real ``mlflow server`` (its own store and artifacts) holding
 a real registered model (trained on real MNIST) with the alias ``production``. The

@@ -1,4 +1,4 @@
-"""`kedro run --pipeline training` in local mode, in process: the project's hook
+"""`kedro run --pipelines training` in local mode, in process: the project's hook
 starts Spark from spark.yml, the runner trains, the catalog saves the model, Spark stops."""
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def _environment(scratch: Path) -> dict[str, str]:
 
 
 def _command() -> list[str]:
-    return [KEDRO, "run", "--env", "azure", "--pipeline", "training", "--params", PARAMS]
+    return [KEDRO, "run", "--env", "azure", "--pipelines", "training", "--params", PARAMS]
 
 
 def _checkpointed_epoch(folder: Path) -> int:

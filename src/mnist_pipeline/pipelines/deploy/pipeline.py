@@ -1,4 +1,4 @@
-"""Deploy pipeline (production workspace): ``kedro run --env gcp --pipeline deploy``.
+"""Deploy pipeline (production workspace): ``kedro run --env gcp --pipelines deploy``.
 
 Not part of ``__default__`` (the sandbox lifecycle): it runs where the production
 registry is, after a promotion.
