@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_pipeline.client.image import ImageReadError, load_mnist_image, to_mnist
+from mnist_pipeline.client.__main__ import main as client_main
+from mnist_pipeline.client.image import (
+    WORK_SIZE,
+    ImageReadError,
+    load_mnist_image,
+    read_image,
+    to_mnist,
+)
+from tests.client.bombs import bilevel_png
 from tests.client.render import render, save
 from tests.serving.registered_model import load_split
 
@@ -97,3 +105,50 @@ def test_unreadable_and_missing_files_are_named(tmp_path: Path) -> None:
         load_mnist_image(broken)
     with pytest.raises(ImageReadError, match=r"image file not found: .*nope\.jpg"):
         load_mnist_image(tmp_path / "nope.jpg")
+
+
+def test_a_decompression_bomb_exits_2_with_a_message(tmp_path: Path, capsys) -> None:
+    bomb = bilevel_png(tmp_path / "bomb.png", 20_000, 20_000)  # 400 MP in a few hundred kB
+    assert bomb.stat().st_size < 1_000_000
+    code = client_main([str(bomb), "--url", "http://127.0.0.1:1/invocations"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{bomb}: the image is too large to decode" in err
+
+
+def test_a_png_over_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    path = bilevel_png(tmp_path / "huge.png", 10_000, 10_000)
+    with pytest.raises(ImageReadError, match=r"10,000 × 10,000 pixels is more than this client"):
+        read_image(path)
+
+
+def test_a_large_png_is_shrunk_while_it_is_read(tmp_path: Path) -> None:
+    # 49 MP: decoded once (1 byte a pixel), then reduced to about WORK_SIZE, never float32 whole
+    path = bilevel_png(tmp_path / "one.png", 7_000, 7_000, bar=(1_000, 6_000, 3_200, 3_800))
+    image = read_image(path)
+    assert WORK_SIZE <= max(image.size) < 2 * WORK_SIZE
+    digit = load_mnist_image(path)
+    rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
+    assert rows[-1] - rows[0] + 1 == 20  # the bar, 5,000 × 600, fits the 20-pixel box
+    assert cols[-1] - cols[0] + 1 in (2, 3)  # 600 × 20/5,000 = 2.4
+
+
+def test_a_huge_jpeg_is_decoded_at_a_smaller_scale(tmp_path: Path) -> None:
+    photo = Image.new("L", (9_000, 8_000), 240)  # 72 MP, over the limit if decoded whole
+    photo.paste(10, (4_200, 1_000, 4_800, 7_000))
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=80)
+    del photo
+    image = read_image(path)
+    assert WORK_SIZE <= max(image.size) < 2 * WORK_SIZE
+    rows = np.flatnonzero(load_mnist_image(path).any(1))
+    assert rows[-1] - rows[0] + 1 == 20
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    photo = Image.new("L", (300, 200), 255)
+    exif = photo.getexif()
+    exif[0x0112] = 6  # stored on its side: rotate 90° clockwise to view
+    path = tmp_path / "side.jpg"
+    photo.save(path, exif=exif)
+    assert read_image(path).size == (200, 300)

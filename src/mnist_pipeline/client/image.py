@@ -5,6 +5,9 @@ box, keeping its aspect ratio, with anti-aliasing (hence grey levels), then plac
 a 28 × 28 image so that its centre of mass is at the centre. Digits are white (255)
 on black (0). :func:`to_mnist` does the same to a photo or a scan:
 
+0. a large image is shrunk while it is read (see :func:`read_image`): a JPEG decoded at a
+   smaller scale, anything else reduced right after decoding; more than
+   ``MAX_DECODED_PIXELS`` to decode, or a decompression bomb, is refused;
 1. grayscale (a transparent background: the opacity is the ink);
 2. the background is the median of the border; a light one is inverted, so the
    digit is light on dark whatever the paper and pen;
@@ -17,17 +20,30 @@ on black (0). :func:`to_mnist` does the same to a photo or a scan:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 SIZE = 28
 BOX = 20
 CENTRE = 14.0  # MNIST's digits have their centre of mass at row 14, column 14
 NOISE_LEVEL = 0.15  # of the stretched range
 MIN_CONTRAST = 24  # grey levels between background and the strongest ink
+MAX_DECODED_PIXELS = 64_000_000  # refused above (8,000 × 8,000): a PNG must be decoded whole
+WORK_SIZE = 2048  # larger images are shrunk to about this on their longer side while read
+ORIENTATION = 0x0112  # EXIF tag
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageReadError(ValueError):
@@ -35,18 +51,67 @@ class ImageReadError(ValueError):
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """Open a PNG/JPEG (any format Pillow reads), with a clear error naming the file."""
+    """Open a PNG/JPEG (any format Pillow reads), with a clear error naming the file.
+
+    Large images are shrunk while they are read, never decoded whole in floating
+    point: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (``draft``), anything else is
+    reduced by an integer factor right after decoding, to about ``WORK_SIZE`` pixels
+    on its longer side. Images with more than ``MAX_DECODED_PIXELS`` pixels to decode
+    (after ``draft``) are refused, as are decompression bombs.
+
+    Raises:
+        ImageReadError: missing, unreadable, or too large to decode.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"image file not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            # Pillow warns above 89 MP; the pixel limit below is this client's own.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.draft(None, (WORK_SIZE, WORK_SIZE))  # JPEG: decode at a smaller scale
+                width, height = image.size
+                if width * height > MAX_DECODED_PIXELS:
+                    raise ImageReadError(
+                        f"{path}: {width:,} × {height:,} pixels is more than this client "
+                        f"decodes ({MAX_DECODED_PIXELS:,} pixels): scale the image down first"
+                    )
+                image.load()
+                orientation = image.getexif().get(ORIENTATION, 1)  # a PNG's may follow its pixels
+                return _orient(_shrink(image), orientation)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(
+            f"{path}: the image is too large to decode (a decompression bomb?): {exc}"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageReadError(
             f"cannot read {path} as an image (expected PNG or JPEG): {exc}"
         ) from exc
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """``image`` reduced by an integer factor to about ``WORK_SIZE`` on its longer side."""
+    factor = max(image.size) // WORK_SIZE
+    if factor < 2:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("P", "PA"):
+        transparent = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if transparent else "L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    try:
+        return image.reduce(factor)
+    except ValueError:  # a mode reduce() does not take (CMYK, LAB, ...)
+        return image.convert("RGBA" if "A" in image.mode else "RGB").reduce(factor)
+
+
+def _orient(image: Image.Image, orientation: int) -> Image.Image:
+    """Apply the EXIF orientation read before shrinking (a phone photo stands upright)."""
+    method = _TRANSPOSE.get(orientation)
+    return image.transpose(method) if method is not None else image
 
 
 def _grayscale(image: Image.Image) -> np.ndarray:
