@@ -21,3 +21,49 @@ def test_configured_worker_python_is_kept():
 def test_empty_master_is_refused_with_the_file_and_key():
     with pytest.raises(ValueError, match=r"spark\.yml: spark\.master is empty"):
         spark_settings({"spark.master": ""})
+
+
+def _spark_node(inputs: list[str], tags: tuple[str, ...] = ("spark",)):
+    from kedro.pipeline import Node
+
+    return Node(lambda *args: None, inputs=inputs, outputs=None, tags=list(tags), name="n")
+
+
+def _catalog(mode: str):
+    from kedro.io import DataCatalog, MemoryDataset
+
+    return DataCatalog({"params:training": MemoryDataset({"mode": mode})})
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("single_node", False), ("local", True), ("distributed", True), ("custom", True)],
+)
+def test_the_training_node_needs_spark_only_in_the_modes_that_use_it(mode, expected):
+    from mnist_pipeline.hooks import needs_spark
+
+    assert needs_spark(_spark_node(["params:training"]), _catalog(mode)) is expected
+
+
+def test_other_spark_nodes_always_need_it_and_untagged_nodes_never():
+    from mnist_pipeline.hooks import needs_spark
+
+    assert needs_spark(_spark_node(["scores"]), _catalog("single_node")) is True
+    assert needs_spark(_spark_node(["params:training"], tags=()), _catalog("local")) is False
+
+
+def test_no_spark_session_is_created_for_a_single_node_run():
+    from kedro.pipeline import Pipeline
+    from pyspark import SparkContext
+
+    from mnist_pipeline.hooks import SparkHooks
+
+    if SparkContext._active_spark_context is not None:
+        pytest.skip("another test left a Spark context running")
+    hooks = SparkHooks()
+    hooks._settings = spark_settings({"spark.master": "local[1]"})
+    pipeline = Pipeline([_spark_node(["params:training"])])
+    hooks.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=_catalog("single_node"))
+    assert hooks._spark is None
+    assert SparkContext._active_spark_context is None
+    hooks.after_pipeline_run()

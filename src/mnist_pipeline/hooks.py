@@ -1,8 +1,10 @@
 """Project hooks: the Spark session's lifecycle.
 
 The session is created from ``conf/<env>/spark.yml`` before a run whose pipeline
-has a node tagged ``spark`` (training does), and stopped when that run ends or
-fails. Runs of other stages never start a JVM.
+has a node tagged ``spark`` that needs it, and stopped when that run ends or fails.
+The training node is tagged ``spark`` but needs Spark only in the modes that use it
+(``training.mode`` local, distributed, custom; ``single_node`` does not): the hook
+reads the run's resolved ``params:training``. Runs of other stages never start a JVM.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from kedro.framework.hooks import hook_impl
 logger = logging.getLogger(__name__)
 
 SPARK_TAG = "spark"
+TRAINING_PARAMS = "params:training"
 
 
 def spark_settings(conf: dict[str, Any]) -> dict[str, str]:
@@ -53,6 +56,22 @@ def create_spark_session(settings: dict[str, str]):
     return spark
 
 
+def needs_spark(node, catalog) -> bool:
+    """Whether ``node`` needs a Spark session in this run.
+
+    A node tagged ``spark`` does, unless it takes ``params:training`` and the resolved
+    ``training.mode`` trains without Spark (``single_node``).
+    """
+    if SPARK_TAG not in node.tags:
+        return False
+    if TRAINING_PARAMS not in node.inputs:
+        return True
+    from mnist_pipeline.training.runner import SPARK_MODES
+
+    mode = (catalog.load(TRAINING_PARAMS) or {}).get("mode")
+    return mode in SPARK_MODES
+
+
 class SparkHooks:
     """Create the Spark session for runs that need one; stop it afterwards."""
 
@@ -69,8 +88,8 @@ class SparkHooks:
         self._settings = spark_settings(conf) if conf else None
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
-        if not any(SPARK_TAG in node.tags for node in pipeline.nodes):
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        if not any(needs_spark(node, catalog) for node in pipeline.nodes):
             return
         if self._settings is None:
             raise ValueError(
