@@ -11,7 +11,6 @@ the model runs fewer, larger batches and a lone request never waits for company.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -19,18 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.tf_threads import configure_threads  # noqa: F401 - the server's import
+
 _STOP = object()
-
-
-def configure_threads(intra_op: int | None, inter_op: int | None) -> None:
-    """Fix TensorFlow's thread pools (before the first TensorFlow operation runs)."""
-    import tensorflow as tf
-
-    with contextlib.suppress(RuntimeError):  # already initialised: keep what is there
-        if intra_op:
-            tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
-        if inter_op:
-            tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
 
 
 class CompiledModel:
