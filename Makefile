@@ -11,17 +11,30 @@ export DO_NOT_TRACK := 1
 # Executors and TensorFlow workers bind to loopback unless told otherwise.
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install run test lint format benchmark lock clean
+.PHONY: install run test lint format benchmark lock clean bundle bundle-venv
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime (Spark needs it)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[local,test]"
 	touch $@
 
-install: $(VENV)/.installed
+# A Databricks job cluster's Python, stood in for by a fresh venv: the laptop venv's
+# Spark/TensorFlow/MLflow as the "runtime", the project's wheel installed on top with its
+# core dependencies (tests/databricks run the bundle's tasks with it; docs/databricks.md).
+BUNDLE_VENV ?= .bundle-venv
+$(BUNDLE_VENV)/installed.json: $(VENV)/.installed pyproject.toml requirements.lock $(shell find src -name '*.py' 2>/dev/null)
+	$(BIN)/python -m mnist_pipeline.databricks.runtime_venv --target $(BUNDLE_VENV)
+
+bundle-venv: $(BUNDLE_VENV)/installed.json
+
+install: $(VENV)/.installed $(BUNDLE_VENV)/installed.json
+
+# Regenerate the Asset Bundle's resources/*.yml from the pipelines (overwrites them).
+bundle: $(VENV)/.installed
+	$(BIN)/python -m mnist_pipeline.databricks.bundle
 
 run: install
 	$(BIN)/kedro run --env azure
@@ -45,4 +58,4 @@ lock: install
 	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(BUNDLE_VENV) build dist *.egg-info
