@@ -18,7 +18,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime (Spark needs it)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[local,test]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[local,cloud,test]"
+	touch $@
+
+# Azurite (the Azure Blob storage emulator of the cloud run and its tests), pinned by
+# tools/cloud/package-lock.json; node_modules stays out of git.
+AZURITE := tools/cloud/node_modules/.bin/azurite-blob
+$(AZURITE): tools/cloud/package.json tools/cloud/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ (Azurite, the Azure storage emulator, needs it)" >&2; exit 1; }
+	npm ci --prefix tools/cloud --no-audit --no-fund --loglevel=error
 	touch $@
 
 # A Databricks job cluster's Python, stood in for by a fresh venv: the laptop venv's
@@ -30,7 +38,7 @@ $(BUNDLE_VENV)/installed.json: $(VENV)/.installed pyproject.toml requirements.lo
 
 bundle-venv: $(BUNDLE_VENV)/installed.json
 
-install: $(VENV)/.installed $(BUNDLE_VENV)/installed.json
+install: $(VENV)/.installed $(AZURITE) $(BUNDLE_VENV)/installed.json
 
 # Regenerate the Asset Bundle's resources/*.yml from the pipelines (overwrites them).
 bundle: $(VENV)/.installed
