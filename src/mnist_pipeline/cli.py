@@ -44,8 +44,23 @@ def _parameters(env: str | None) -> dict[str, Any]:
     default=None,
     help="Serve this MLflow model URI instead of models:/<deploy_model.name>@<deploy_model.alias>.",
 )
-def serve(env: str | None, host: str | None, port: int | None, model_uri: str | None) -> None:
-    """Serve the production model over REST until Ctrl-C."""
+@click.option(
+    "--allow-unauthenticated",
+    is_flag=True,
+    default=False,
+    help="Serve beyond loopback without $MNIST_SERVER_TOKEN (a gateway authenticates). Warned.",
+)
+def serve(
+    env: str | None,
+    host: str | None,
+    port: int | None,
+    model_uri: str | None,
+    allow_unauthenticated: bool,
+) -> None:
+    """Serve the production model over REST until Ctrl-C.
+
+    Beyond loopback it needs a bearer token in $MNIST_SERVER_TOKEN (or --allow-unauthenticated).
+    """
     from mnist_pipeline.serving import ServerSettings, run_server
     from mnist_pipeline.serving.model import ModelLoadError, ModelResolutionError
     from mnist_pipeline.serving.server import ServerStartError
@@ -53,10 +68,18 @@ def serve(env: str | None, host: str | None, port: int | None, model_uri: str | 
     parameters = _parameters(env)
     model = parameters["deploy_model"]
     server = dict(parameters.get("serving") or {})
+    # The inference log (parameters_inference_log.yml) is for this server only: deploy's
+    # validation server never gets it, so validation traffic stays out of the log.
+    log = parameters.get("inference_log") or {}
+    server["inference_log"] = str(log.get("path") or "")
+    server["inference_log_pixels"] = log.get("pixels_sample_rate") or 0.0
+    server["inference_log_max_bytes"] = log.get("max_bytes") or 512 * 1024 * 1024
     if host is not None:
         server["host"] = host
     if port is not None:
         server["port"] = port
+    if allow_unauthenticated:
+        server["allow_unauthenticated"] = True
     uri = model_uri or f"models:/{model['name']}@{model['alias']}"
     try:
         run_server(uri, model["registry_uri"], ServerSettings.from_params(server))

@@ -2,15 +2,34 @@
 
 The model server on its own (``kedro serve`` reads these values from the project's
 configuration and calls the same :func:`~mnist_pipeline.serving.server.run_server`).
+A bearer token comes from ``$MNIST_SERVER_TOKEN`` (``--token-env`` names another
+variable), never from the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
+import shutil
+import signal
 import sys
 
+from mnist_pipeline.processes import watch_parent
+
+from .guards import SERVER_TOKEN_ENV
 from .server import LOOPBACK, ServerSettings, ServerStartError, run_server
+
+logger = logging.getLogger("mnist_pipeline.serving")
+
+
+def _orphaned(cleanup_dir: str | None) -> None:
+    """The process that started this server died: remove its folder, stop gracefully."""
+    logger.warning("the process that started this server is gone: stopping")
+    if cleanup_dir:
+        shutil.rmtree(cleanup_dir, ignore_errors=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down; before it runs, the default ends it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,25 +42,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry-uri", default=None, help="MLflow registry (and tracking) URI")
     parser.add_argument("--host", default=LOOPBACK, help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=defaults.port, help="0: any free port")
-    parser.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes)
-    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
-    parser.add_argument("--max-batch-images", type=int, default=defaults.max_batch_images)
-    parser.add_argument("--intra-op-threads", type=int, default=defaults.intra_op_threads)
-    parser.add_argument("--inter-op-threads", type=int, default=defaults.inter_op_threads)
+    for setting in dataclasses.fields(ServerSettings):
+        if setting.name in ("host", "port"):
+            continue
+        option, default = f"--{setting.name.replace('_', '-')}", getattr(defaults, setting.name)
+        if isinstance(default, bool):
+            parser.add_argument(option, action="store_true")
+        else:
+            parser.add_argument(option, type=type(default), default=default)
+    parser.add_argument(
+        "--token-env",
+        default=SERVER_TOKEN_ENV,
+        help="environment variable holding the bearer token clients must send "
+        "(default %(default)s; unset: no token, loopback only unless --allow-unauthenticated)",
+    )
     parser.add_argument("--ready-file", default=None, help="write {url, pid, model} when serving")
+    parser.add_argument("--parent-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--orphan-cleanup", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.parent_fd is not None:  # started by ServerProcess: stop when it dies
+        watch_parent(args.parent_fd, lambda: _orphaned(args.orphan_cleanup))
     settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        max_request_bytes=args.max_request_bytes,
-        max_batch_size=args.max_batch_size,
-        max_batch_images=args.max_batch_images,
-        intra_op_threads=args.intra_op_threads,
-        inter_op_threads=args.inter_op_threads,
+        **{
+            setting.name: getattr(args, setting.name)
+            for setting in dataclasses.fields(ServerSettings)
+        }
     )
     try:
-        run_server(args.model_uri, args.registry_uri, settings, ready_file=args.ready_file)
+        run_server(
+            args.model_uri,
+            args.registry_uri,
+            settings,
+            ready_file=args.ready_file,
+            token_env=args.token_env,
+        )
     except (ServerStartError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,9 @@ Routes
 ``GET  /health``, ``GET /ping``                    liveness
 
 Bodies follow :mod:`mnist_pipeline.serving.contract`. Every refusal is a 4xx with
-``{"error": "<what was wrong>"}``; the server keeps serving.
+``{"error": "<what was wrong>"}``; the server keeps serving. With a token (see
+:mod:`.guards`), predict and status routes need ``Authorization: Bearer <token>`` (401
+otherwise); liveness routes stay open. The status route shows no filesystem path.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .contract import RequestError, error_body, images_from_request, parse_json, predictions_body
+from .guards import json_depth, token_matches
 from .predictor import BatchingPredictor
 
 logger = logging.getLogger(__name__)
@@ -39,10 +42,13 @@ class ServingLimits:
     Attributes:
         max_request_bytes: larger bodies are refused with 413 before they are read.
         max_batch_size: images per request; more is refused with 413.
+        max_json_depth: deepest nesting of JSON arrays/objects; deeper is refused with
+            400 before the body is decoded (far deeper than any request format needs).
     """
 
     max_request_bytes: int = 8 * 1024 * 1024
     max_batch_size: int = 1024
+    max_json_depth: int = 32
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -78,6 +84,28 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _check_depth(body: bytes, limit: int) -> None:
+    depth = json_depth(body)
+    if depth > limit:
+        raise RequestError(
+            f"request body nests JSON {depth:,} levels deep, more than the limit of {limit}: "
+            'send {"instances": [image, ...]} or {"inputs": images}'
+        )
+
+
+# What the status route may show about the model: names and versions, never a path or URI
+# of a store (``source``, ``registry_uri`` may hold absolute paths or hosts).
+PUBLIC_MODEL_FIELDS = ("name", "alias", "version", "run_id")
+
+
+def public_model_info(model_info: dict[str, Any]) -> dict[str, Any]:
+    """The model description clients may see: name, alias, version, run id, ``models:/`` URI."""
+    info = {key: model_info[key] for key in PUBLIC_MODEL_FIELDS if model_info.get(key)}
+    if str(model_info.get("model_uri", "")).startswith("models:/"):
+        info["model_uri"] = model_info["model_uri"]
+    return info
+
+
 def _not_served(endpoint: str, name: str) -> Response:
     return _error(f"model {endpoint!r} is not served here; this server serves {name!r}", 404)
 
@@ -86,19 +114,34 @@ def create_app(
     predictor: BatchingPredictor,
     model_info: dict[str, Any],
     limits: ServingLimits | None = None,
+    token: str | None = None,
 ) -> Starlette:
     """The ASGI app serving ``predictor`` under the name ``model_info["name"]``.
 
     Args:
         predictor: the running model.
         model_info: at least ``name``; ``version``, ``model_uri`` and the like are
-            shown by the status route.
+            shown by the status route (see :func:`public_model_info`).
         limits: request size limits.
+        token: when set, predict and status routes need ``Authorization: Bearer <token>``.
     """
     limits = limits or ServingLimits()
     name = str(model_info.get("name", "model"))
+    public_info = public_model_info(model_info)
+
+    def unauthorized(request: Request) -> Response | None:
+        if token is None or token_matches(request.headers.get("authorization"), token):
+            return None
+        given = "a wrong" if request.headers.get("authorization") else "no"
+        response = _error(
+            f"{given} bearer token: this server needs 'Authorization: Bearer <token>'", 401
+        )
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     async def predict(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         endpoint = request.path_params.get("model")
         if endpoint is not None and endpoint != name:
             return _error(
@@ -106,6 +149,7 @@ def create_app(
             )
         try:
             body = await _read_body(request, limits.max_request_bytes)
+            _check_depth(body, limits.max_json_depth)
             images = images_from_request(parse_json(body), max_batch=limits.max_batch_size)
         except RequestError as exc:
             return _error(str(exc), exc.status)
@@ -122,6 +166,8 @@ def create_app(
         endpoint = request.path_params["model"]
         if endpoint.endswith(":predict"):
             return await method_not_allowed(request, None)
+        if refused := unauthorized(request):
+            return refused
         if endpoint != name:
             return _error(
                 f"model {endpoint!r} is not served here; this server serves {name!r}", 404
@@ -135,7 +181,7 @@ def create_app(
                         "status": {"error_code": "OK", "error_message": ""},
                     }
                 ],
-                "model": model_info,
+                "model": public_info,
                 "batches": predictor.batches,
                 "images": predictor.images,
             }

@@ -4,7 +4,11 @@
 SIGINT/SIGTERM (Ctrl-C stops it cleanly). :class:`ServerProcess` runs the same server
 as ``python -m mnist_pipeline.serving`` in its own process group, waits until it
 answers, and stops the whole group: that is how the deploy pipeline validates a model
-in a real server, like TFX's InfraValidator.
+in a real server, like TFX's InfraValidator. The child holds a lifeline to its parent
+(:func:`~mnist_pipeline.processes.lifeline`): if the parent dies, even by SIGKILL, the
+child removes its temporary folder and stops.
+
+Request limits, read timeouts and the token check are in :mod:`.guards`.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Any
 
 import requests
 
-from mnist_pipeline.processes import stop_process_group
+from mnist_pipeline.processes import lifeline, stop_process_group
 
 from .app import ServingLimits, create_app
+from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
 from .model import load_keras_model, redact_uri, resolve_model
 from .predictor import BatchingPredictor, CompiledModel, configure_threads
 
@@ -46,11 +51,18 @@ class ServerSettings:
     """How to run the server (``deploy.server`` in ``parameters_deploy.yml``).
 
     Attributes:
-        host: interface to bind; ``127.0.0.1`` unless you mean to expose it.
+        host: interface to bind; ``127.0.0.1`` unless you mean to expose it (then a
+            token is required, see :mod:`.guards`).
         port: TCP port; 0 lets the OS pick a free one.
-        max_request_bytes / max_batch_size: see :class:`~.app.ServingLimits`.
+        max_request_bytes / max_batch_size / max_json_depth: see
+            :class:`~.app.ServingLimits`.
         max_batch_images: most images the predictor merges into one model call.
         intra_op_threads / inter_op_threads: TensorFlow thread pools (0: TF default).
+        header_timeout_s: seconds from a request's first byte to the end of its
+            headers (then 408 and the connection is closed).
+        body_timeout_s: seconds from the end of the headers to the end of the body.
+        max_header_bytes: request line and headers together (then 431).
+        allow_unauthenticated: serve beyond loopback without a token (warned about).
     """
 
     host: str = LOOPBACK
@@ -60,27 +72,44 @@ class ServerSettings:
     max_batch_images: int = 256
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    max_json_depth: int = 32
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 20.0
+    max_header_bytes: int = 16 * 1024
+    allow_unauthenticated: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> ServerSettings:
         """Settings from configuration (unknown keys ignored, numbers given as text cast)."""
-        fields = cls.__dataclass_fields__
-        values = {}
+        defaults = cls()
+        values: dict[str, Any] = {}
         for key, value in (params or {}).items():
-            if key in fields:
-                values[key] = str(value) if key == "host" else int(value or 0)
+            if key not in cls.__dataclass_fields__:
+                continue
+            kind = type(getattr(defaults, key))
+            if kind is bool:
+                values[key] = str(value).strip().lower() in ("1", "true", "yes", "on")
+            elif kind is str:
+                values[key] = str(value)
+            else:
+                values[key] = kind(value or 0)
         return cls(**values)
 
     @property
     def limits(self) -> ServingLimits:
-        return ServingLimits(self.max_request_bytes, self.max_batch_size)
+        return ServingLimits(self.max_request_bytes, self.max_batch_size, self.max_json_depth)
 
     def cli_args(self) -> list[str]:
-        return [
-            f"--{key.replace('_', '-')}={value}"
-            for key, value in self.__dict__.items()
-            if key not in ("host", "port")
-        ]
+        args = []
+        for key, value in self.__dict__.items():
+            option = f"--{key.replace('_', '-')}"
+            if key in ("host", "port"):
+                continue
+            if isinstance(value, bool):
+                args += [option] if value else []
+            else:
+                args.append(f"{option}={value}")
+        return args
 
 
 def describe_model(model_uri: str, registry_uri: str | None) -> dict[str, Any]:
@@ -116,6 +145,7 @@ def run_server(
     settings: ServerSettings,
     *,
     ready_file: str | Path | None = None,
+    token_env: str = SERVER_TOKEN_ENV,
 ) -> None:
     """Load the model and serve it until SIGINT/SIGTERM (blocking).
 
@@ -123,40 +153,41 @@ def run_server(
         model_uri: ``models:/<name>@<alias>`` (resolved once, at start), a pinned
             ``models:/<name>/<version>`` or any MLflow model URI.
         registry_uri: the production registry.
-        settings: host, port, limits and threads.
+        settings: host, port, limits, timeouts and threads.
         ready_file: once serving, write ``{"url", "pid", "model"}`` there (atomically).
-    """
-    import uvicorn
+        token_env: environment variable holding the bearer token clients must send
+            (unset: no check, allowed on loopback only unless
+            ``settings.allow_unauthenticated``).
 
+    Raises:
+        ServerStartError: a non-loopback host without a token (and without
+            ``allow_unauthenticated``), a port that cannot be bound.
+    """
+    token = server_token(token_env)
+    try:
+        check_exposure(settings.host, token, settings.allow_unauthenticated, token_env)
+    except ExposureError as exc:
+        raise ServerStartError(str(exc)) from exc
     info = describe_model(model_uri, registry_uri)  # fails fast on a wrong name or alias
     configure_threads(settings.intra_op_threads, settings.inter_op_threads)
     pinned = info.get("model_uri", model_uri)
     started = time.perf_counter()
     model = load_keras_model(pinned, registry_uri)
     predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
-    app = create_app(predictor, info, settings.limits)
+    app = create_app(predictor, info, settings.limits, token=token)
     sock = bind_socket(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
     logger.info(
-        "Serving %s (version %s) at %s/v1/models/%s:predict, loaded in %.1f s. Ctrl-C stops it.",
+        "Serving %s (version %s) at %s/v1/models/%s:predict, loaded in %.1f s%s. Ctrl-C stops it.",
         pinned,
         info.get("version", "?"),
         url,
         info["name"],
         time.perf_counter() - started,
+        f", bearer token required (${token_env})" if token else "",
     )
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=30,
-        backlog=2048,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn_server(app, settings)
     if ready_file:
         _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
     try:
@@ -170,6 +201,29 @@ def run_server(
         logger.info("Server at %s stopped.", url)
 
 
+def uvicorn_server(app: Any, settings: ServerSettings) -> Any:
+    """A ``uvicorn.Server`` for ``app`` with the read timeouts and header limit of ``settings``.
+
+    uvicorn (uvloop + httptools) through :class:`~.guards.GuardedHttpToolsProtocol`;
+    serve it with ``server.run(sockets=[bind_socket(...)])``.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http=guarded_protocol(
+            settings.header_timeout_s, settings.body_timeout_s, settings.max_header_bytes
+        ),
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+    return uvicorn.Server(config)
+
+
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload))
@@ -180,7 +234,10 @@ def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
 class ServerProcess:
     """The model server as a child process group on 127.0.0.1 (port 0: a free port).
 
-    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. The child gets
+    ``token`` as its bearer token (None: no token, the child does not inherit
+    ``$MNIST_SERVER_TOKEN``), and a lifeline: should this process die before
+    :meth:`stop`, the child removes the workdir this object made and stops.
     """
 
     model_uri: str
@@ -191,9 +248,16 @@ class ServerProcess:
     url: str | None = None
     startup_s: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    token: str | None = field(default=None, repr=False)
     process: subprocess.Popen | None = field(default=None, repr=False)
     # A workdir this object made itself is removed by stop(); a given one is kept.
     _owns_workdir: bool = field(default=False, repr=False)
+    _lifeline: int | None = field(default=None, repr=False)  # write end; the child reads
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """``Authorization`` header for requests to this server (empty without a token)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def command(self, ready_file: Path) -> list[str]:
         args = [
@@ -213,6 +277,12 @@ class ServerProcess:
         if self.registry_uri:
             args += ["--registry-uri", self.registry_uri]
         return args
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != SERVER_TOKEN_ENV}
+        if self.token:
+            env[SERVER_TOKEN_ENV] = self.token
+        return env
 
     @property
     def log_path(self) -> Path:
@@ -237,14 +307,23 @@ class ServerProcess:
         ready_file = self._workdir / "ready.json"
         ready_file.unlink(missing_ok=True)
         started = time.perf_counter()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(ready_file),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: stop() ends everything it started
-            )
+        read_fd, self._lifeline = lifeline()
+        command = [*self.command(ready_file), "--parent-fd", str(read_fd)]
+        if self._owns_workdir:
+            command += ["--orphan-cleanup", str(self._workdir)]
+        try:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=(read_fd,),
+                    env=self._environment(),
+                    start_new_session=True,  # own process group: stop() ends all it started
+                )
+        finally:
+            os.close(read_fd)
         deadline = started + self.startup_timeout_s
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
@@ -288,6 +367,9 @@ class ServerProcess:
         """
         process, self.process = self.process, None
         stop_process_group(process, timeout_s)
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         if self._owns_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir, self._owns_workdir = None, False

@@ -17,9 +17,7 @@ says which checks failed and why (the deploy pipeline saves it, then refuses).
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,16 +147,14 @@ def validate_in_server(
         batch = to_model_batch(images)
         offline = np.asarray(keras_model.predict(batch, batch_size=256, verbose=0), np.float32)
         stage = "starting the model server"
-        with (
-            tempfile.TemporaryDirectory(prefix="mnist-validation-") as workdir,
-            ServerProcess(
-                reference.model_uri,
-                model["registry_uri"],
-                settings,
-                workdir=Path(workdir),
-                startup_timeout_s=float(checks.get("startup_timeout_s", 180)),
-            ) as process,
-        ):
+        # The server makes and removes its own temporary folder (its log); should this
+        # run be killed, the server removes it and stops by itself (its lifeline).
+        with ServerProcess(
+            reference.model_uri,
+            model["registry_uri"],
+            settings,
+            startup_timeout_s=float(checks.get("startup_timeout_s", 180)),
+        ) as process:
             report["server"] = {"url": process.url, "startup_s": round(process.startup_s or 0, 2)}
             with requests.Session() as session:
                 stage = "predicting over HTTP"
