@@ -1,4 +1,4 @@
-"""The one input contract of the model, from training to serving.
+"""The one input contract of the model, from training to serving — self-contained.
 
 The model that leaves training takes images **as MNIST stores them**: 28 × 28
 grayscale, pixel values 0–255 (0 = background, 255 = ink), with or without a
@@ -6,10 +6,20 @@ trailing channel axis, one image or a batch. Rescaling to [0, 1] happens
 *inside* the model, so no caller ever rescales (the train/serve skew of the
 original notebooks).
 
-:func:`to_model_batch` turns anything that honours the contract into the
-model's tensor layout and refuses anything else with a message that says what
-was expected and what was found. Evaluation, the model server and the client
-all go through it.
+This module imports nothing but NumPy and nothing of the project: the logged
+model carries this very file (``code/image_contract.py`` in the MLflow model,
+see :mod:`mnist_pipeline.registry.pyfunc_model`), so the registered model checks
+its input the same way in an environment that does not have the project
+installed (``mlflow models serve``, Databricks Model Serving, a Spark UDF).
+
+* :func:`to_model_batch` turns anything that honours the contract into the
+  Keras model's tensor layout and refuses anything else with a short message
+  that says what was expected and what was found. Evaluation, the model
+  server, the logged pyfunc and the client all go through it.
+* :func:`images_from_model_input` accepts what MLflow hands a pyfunc: arrays,
+  nested lists, a one-entry dict, or a DataFrame of one column whose cells hold
+  the 784 pixels of an image flattened row-major (the ``dataframe_split`` /
+  ``dataframe_records`` bodies of MLflow and Databricks Model Serving).
 """
 
 from __future__ import annotations
@@ -19,8 +29,17 @@ from typing import Any
 import numpy as np
 
 IMAGE_SHAPE = (28, 28)
+IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]  # 784, a DataFrame cell's flattened image
+NUM_CLASSES = 10
 MAX_PIXEL = 255.0
 ACCEPTED_SHAPES = "(28, 28), (N, 28, 28) or (N, 28, 28, 1)"
+DATAFRAME_COLUMN = "image"
+INPUT_CONTRACT = (
+    "MNIST-convention images: 28x28 grayscale, pixel values 0-255 (0 background, 255 ink), "
+    f"shape {ACCEPTED_SHAPES}; DataFrame bodies: one column {DATAFRAME_COLUMN!r} of "
+    f"{IMAGE_PIXELS} pixels flattened row-major; output: (N, {NUM_CLASSES}) float32 class "
+    "probabilities"
+)
 
 
 class ImageContractError(ValueError):
@@ -75,3 +94,57 @@ def to_model_batch(images: Any, *, max_batch: int | None = None) -> np.ndarray:
             f"pixel values must be in [0, 255] (0 background, 255 ink), found [{low:g}, {high:g}]"
         )
     return array
+
+
+def images_from_model_input(model_input: Any) -> Any:
+    """What MLflow hands a pyfunc, as images for :func:`to_model_batch`.
+
+    * a DataFrame (anything with ``columns``) of one column: each cell one image,
+      784 pixels flattened row-major (or already 28 × 28);
+    * a DataFrame of 784 numeric columns: one flattened image per row;
+    * a dict of one entry (``{"image": images}``): its value;
+    * anything else (arrays, nested lists): unchanged.
+
+    Raises:
+        ImageContractError: a DataFrame of another shape, or cells that are not images.
+    """
+    if hasattr(model_input, "columns") and hasattr(model_input, "to_numpy"):
+        columns = list(model_input.columns)
+        if len(columns) == IMAGE_PIXELS:
+            return model_input.to_numpy().reshape(-1, *IMAGE_SHAPE)
+        if len(columns) != 1:
+            raise ImageContractError(
+                f"a DataFrame input must have one column {DATAFRAME_COLUMN!r} (784 pixels per "
+                f"cell, flattened row-major), found {len(columns)} columns"
+            )
+        return flat_cells_to_images(list(model_input.iloc[:, 0]))
+    if isinstance(model_input, dict):
+        if len(model_input) != 1:
+            raise ImageContractError(
+                f"a dict input must hold one entry of images, found keys {sorted(model_input)}"
+            )
+        return next(iter(model_input.values()))
+    return model_input
+
+
+def flat_cells_to_images(cells: list) -> np.ndarray:
+    """One image per cell, each 784 pixels (row-major) or 28 × 28, as an (N, 28, 28) array.
+
+    Raises:
+        ImageContractError: a cell that is neither.
+    """
+    images = []
+    for row, cell in enumerate(cells):
+        try:
+            pixels = np.asarray(cell)
+        except (ValueError, TypeError):
+            pixels = np.asarray(None)
+        if pixels.dtype == object or pixels.size != IMAGE_PIXELS:
+            raise ImageContractError(
+                f"row {row}: each cell must hold one image of {IMAGE_PIXELS} pixels "
+                f"(28x28 flattened row-major), found {pixels.size} values"
+            )
+        images.append(pixels.reshape(IMAGE_SHAPE))
+    if not images:
+        raise ImageContractError("the batch is empty: send at least one image")
+    return np.stack(images)

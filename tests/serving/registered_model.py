@@ -2,7 +2,8 @@
 
 A Keras model of the trained-model contract (float32 (N, 28, 28, 1) values 0–255 in,
 Rescaling(1/255) first, (N, 10) softmax out), trained one epoch on a slice of real
-MNIST so its accuracy is real, logged with ``mlflow.keras`` and registered with the
+MNIST so its accuracy is real, logged by the project's own logging function
+(``registry.model.log_classifier``: the self-contained pyfunc) and registered with the
 alias ``production`` in a SQLite MLflow store. Built once per test session (a module
 cache: several test folders' fixtures share it).
 """
@@ -79,12 +80,17 @@ def register(
     model,
     uri: str,
     artifact_location: str | None = None,
+    *,
     name: str = MODEL_NAME,
+    input_example: np.ndarray | None = None,
     alias: str = ALIAS,
 ) -> str:
-    """Log ``model`` with mlflow.keras into the registry at ``uri``, alias it; its version."""
+    """Log ``model`` as the project logs it into the registry at ``uri``, alias it; its version."""
     import mlflow
     from mlflow import MlflowClient
+
+    from mnist_pipeline.registry.model import log_classifier
+    from mnist_pipeline.registry.store import uris
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("promotion")
@@ -93,19 +99,11 @@ def register(
         if experiment
         else client.create_experiment("promotion", artifact_location=artifact_location)
     )
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.keras.log_model(
-                model, name="model", pip_requirements=["mlflow", "tensorflow-cpu", "keras"]
-            )
-            version = mlflow.register_model(info.model_uri, name)
-        client.set_registered_model_alias(name, alias, version.version)
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+    with uris(uri), mlflow.start_run(experiment_id=experiment_id):
+        example = input_example if input_example is not None else np.zeros((1, 28, 28), np.uint8)
+        info = log_classifier(model, example)
+        version = mlflow.register_model(info.model_uri, name)
+    client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
 
 
@@ -122,7 +120,7 @@ def registered_model(root: Path, mnist_dir: Path) -> RegisteredModel:
             verbose=0,
         )
         uri, artifacts = sqlite_registry(root)
-        version = register(model, uri, artifacts)
+        version = register(model, uri, artifacts, input_example=test["images"][:3])
         _CACHE["model"] = RegisteredModel(
             registry_uri=uri,
             name=MODEL_NAME,

@@ -1,8 +1,6 @@
-"""Loading the promoted model from a real MLflow registry (SQLite store), both flavors."""
+"""Loading the promoted model (the project's pyfunc) from a real MLflow registry (SQLite store)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import mlflow
@@ -21,21 +19,8 @@ from mnist_pipeline.serving.model import (
 from tests.serving.registered_model import RegisteredModel
 
 
-class KerasWrapper(mlflow.pyfunc.PythonModel):
-    """How a promotion could store the model: a pyfunc around the saved Keras file."""
-
-    def load_context(self, context) -> None:
-        self.keras_model = keras.saving.load_model(context.artifacts["keras_model"])
-
-    def get_raw_model(self):
-        return self.keras_model
-
-    def predict(self, context, model_input, params=None):
-        return self.keras_model(np.asarray(model_input, np.float32), training=False).numpy()
-
-
-class NoKerasInside(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
+class NotTheProjectsModel(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         return model_input
 
 
@@ -65,7 +50,7 @@ def test_alias_resolves_to_a_pinned_version(registered: RegisteredModel) -> None
     assert reference.run_id
 
 
-def test_keras_flavor_loads_a_model_of_the_contract(keras_model, registered) -> None:
+def test_the_projects_pyfunc_yields_a_keras_model_of_the_contract(keras_model, registered) -> None:
     images = registered.test_images[:500, ..., None].astype(np.float32)
     probabilities = keras_model.predict(images, verbose=0)
     assert probabilities.shape == (500, 10)
@@ -74,41 +59,20 @@ def test_keras_flavor_loads_a_model_of_the_contract(keras_model, registered) -> 
     assert accuracy > 0.8  # trained on real MNIST: far above chance (0.1)
 
 
-def test_pyfunc_wrapper_is_unwrapped_to_the_same_keras_model(
-    keras_model, registered, tmp_path: Path
-) -> None:
-    path = tmp_path / "model.keras"
-    keras_model.save(path)
-    uri = _log_pyfunc(registered, "mnist_wrapped", KerasWrapper(), {"keras_model": str(path)})
-    unwrapped = load_keras_model(uri, registered.registry_uri)
-    assert isinstance(unwrapped, keras.Model)
-    images = registered.test_images[:64, ..., None].astype(np.float32)
-    np.testing.assert_allclose(
-        unwrapped.predict(images, verbose=0), keras_model.predict(images, verbose=0), atol=1e-6
-    )
+def test_another_pyfunc_is_refused_with_the_way_out(registered) -> None:
+    uri = _log_pyfunc(registered, "mnist_not_ours", NotTheProjectsModel())
+    with pytest.raises(ModelLoadError, match=r"not this project's MnistClassifier.*promotion"):
+        load_keras_model(uri, registered.registry_uri)
 
 
-def test_the_promotions_own_pyfunc_is_unwrapped(keras_model, registered) -> None:
-    """The format promotion really registers (registry.model.log_classifier) loads too."""
-    from mnist_pipeline.registry.model import log_classifier
-
+def test_a_plain_keras_flavor_model_is_refused(keras_model, registered) -> None:
     with registry(registered.registry_uri):
         experiment = mlflow.get_experiment_by_name("promotion")
         with mlflow.start_run(experiment_id=experiment.experiment_id):
-            info = log_classifier(keras_model, registered.test_images[:3])
-            version = mlflow.register_model(info.model_uri, "mnist_promoted")
-    uri = f"models:/mnist_promoted/{version.version}"
-    unwrapped = load_keras_model(uri, registered.registry_uri)
-    images = registered.test_images[:64, ..., None].astype(np.float32)
-    np.testing.assert_allclose(
-        unwrapped.predict(images, verbose=0), keras_model.predict(images, verbose=0), atol=1e-6
-    )
-
-
-def test_pyfunc_without_keras_model_is_refused(registered) -> None:
-    uri = _log_pyfunc(registered, "mnist_not_keras", NoKerasInside())
-    with pytest.raises(ModelLoadError, match="without a Keras model inside"):
-        load_keras_model(uri, registered.registry_uri)
+            info = mlflow.keras.log_model(keras_model, name="model", pip_requirements=["mlflow"])
+            version = mlflow.register_model(info.model_uri, "mnist_keras_flavor")
+    with pytest.raises(ModelLoadError, match="expected this project's pyfunc"):
+        load_keras_model(f"models:/mnist_keras_flavor/{version.version}", registered.registry_uri)
 
 
 def test_missing_alias_names_model_alias_and_registry(registered) -> None:

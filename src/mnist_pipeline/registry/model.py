@@ -1,28 +1,28 @@
-"""The model as it is logged and registered: a small MLflow pyfunc around the Keras model.
+"""The model as it is logged and registered: a self-contained MLflow pyfunc (models-from-code).
 
-**The contract** (see ``docs/promotion.md``): ``mlflow.pyfunc.load_model(uri).predict(images)``
-takes images as MNIST stores them — 28 × 28 grayscale, pixel values 0–255 (uint8, int or
-float), shape (28, 28), (N, 28, 28) or (N, 28, 28, 1), a NumPy array or nested lists — and
-returns a float32 NumPy array (N, 10) of class probabilities. No caller ever rescales:
-:func:`mnist_pipeline.image_contract.to_model_batch` validates the input and the Keras model
-rescales inside (its first layer is ``Rescaling(1/255)``).
+**The contract** (see ``docs/serving.md``): ``mlflow.pyfunc.load_model(uri).predict(images)``
+takes float32 images as MNIST stores them — 28 × 28 grayscale, pixel values 0–255, shape
+(N, 28, 28) — and returns a float32 NumPy array (N, 10) of class probabilities. No caller
+rescales: the Keras model's first layer is ``Rescaling(1/255)``.
 
-Why a pyfunc and not the plain Keras flavor: MLflow enforces a tensor signature's rank, so a
-Keras model logged with a (-1, 28, 28, 1) signature refuses (N, 28, 28) — the layout MNIST
-itself uses. The pyfunc's signature therefore declares the output tensor only; its input is
-described by the input example (three raw test images, uint8 (3, 28, 28)) and enforced by
-``to_model_batch``, whose errors name what was expected and what was found.
+**Self-contained**: the logged model holds the Keras file, its code
+(:mod:`mnist_pipeline.registry.pyfunc_model`, run by MLflow at load time, nothing pickled) and
+``code/image_contract.py`` — the very file the project imports as
+:mod:`mnist_pipeline.image_contract`, copied at logging time, so the contract exists once. It
+loads with only its own pinned requirements (:func:`pip_requirements`), without this project.
 
-The Keras file travels inside the logged model (``artifacts/mnist_cnn.keras``): a server that
-wants Keras itself takes ``load_model(uri).unwrap_python_model().keras_model`` (or
-``.get_raw_model()``), which honours the trained-model contract (float32 (N, 28, 28, 1),
-0–255 in; (N, 10) probabilities out).
+**Signature**: input ``TensorSpec(float32, (-1, 28, 28))``, output
+``TensorSpec(float32, (-1, 10))``, plus an input example (three real test images). That is what
+MLflow's scoring server enforces (rank and dtype) and what Unity Catalog requires. DataFrame
+bodies (``dataframe_split``/``dataframe_records``) carry one column ``image`` whose cells hold
+the 784 pixels flattened row-major; MLflow reshapes them to (N, 28, 28). The channel-axis form
+(N, 28, 28, 1) and uint8 arrays are accepted by :func:`predict` below and by ``kedro serve``,
+not by MLflow's own signature check.
 """
 
 from __future__ import annotations
 
 import tempfile
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -32,72 +32,37 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from mnist_pipeline.image_contract import ImageContractError, to_model_batch
+from mnist_pipeline import image_contract
+from mnist_pipeline.image_contract import IMAGE_SHAPE, INPUT_CONTRACT, NUM_CLASSES, to_model_batch
 
-KERAS_ARTIFACT = "keras_model"
+PYFUNC_MODEL_FILE = Path(__file__).with_name("pyfunc_model.py")
+CONTRACT_FILE = Path(image_contract.__file__)
+KERAS_ARTIFACT = "keras_model"  # the same name as pyfunc_model.KERAS_ARTIFACT (a test checks)
 KERAS_FILENAME = "mnist_cnn.keras"
-NUM_CLASSES = 10
-INPUT_CONTRACT = (
-    "MNIST-convention images: 28x28 grayscale, pixel values 0-255, shape (28, 28), "
-    "(N, 28, 28) or (N, 28, 28, 1); output: (N, 10) float32 class probabilities"
-)
-_REQUIREMENTS = ("mlflow", "tensorflow-cpu", "keras", "numpy")
+# How the model is logged; part of the registry's model fingerprint, so a model logged by an
+# earlier version of the project (pickled against project code) is never reused as is.
+MODEL_FORMAT = "pyfunc-from-code/1"
+# The logged model's requirements, pinned to the versions this project runs with (the fresh
+# serving environment is built from exactly these: ``make model-env``).
+REQUIREMENTS = ("mlflow", "tensorflow-cpu", "keras", "numpy", "pandas")
 
 
-# MLflow warns at class creation that predict() has no type hints; hints would replace the
-# contract's own checks with a list-only schema, so the warning is silenced here only.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
-
-    class MnistClassifier(mlflow.pyfunc.PythonModel):
-        """MNIST-convention images in, ten class probabilities out (see the module docstring)."""
-
-        def __init__(self) -> None:
-            self.keras_model: Any = None
-
-        def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-            import keras
-
-            self.keras_model = keras.saving.load_model(
-                context.artifacts[KERAS_ARTIFACT], compile=False
-            )
-
-        def get_raw_model(self) -> Any:
-            """The Keras model (float32 (N, 28, 28, 1) values 0–255 → (N, 10) probabilities)."""
-            return self.keras_model
-
-        # No type hints here: MLflow would turn them into a (list-only) input schema.
-        def predict(self, context, model_input, params=None):
-            try:
-                batch = to_model_batch(_as_array(model_input))
-            except ImageContractError as exc:
-                raise mlflow.exceptions.MlflowException.invalid_parameter_value(str(exc)) from exc
-            probabilities = self.keras_model.predict_on_batch(batch)
-            return np.asarray(probabilities, dtype=np.float32)
-
-
-def _as_array(model_input: Any) -> Any:
-    """A served DataFrame of one column of images (``{"inputs": ...}``) back into an array."""
-    import pandas as pd
-
-    if isinstance(model_input, pd.DataFrame):
-        if model_input.shape[1] == 1:
-            return np.stack([np.asarray(v) for v in model_input.iloc[:, 0]])
-        return model_input.to_numpy()
-    if isinstance(model_input, dict) and len(model_input) == 1:
-        return next(iter(model_input.values()))
-    return model_input
+class NotProjectModelError(RuntimeError):
+    """A registered model that is not this project's self-contained pyfunc."""
 
 
 def signature() -> ModelSignature:
-    """Output-only signature (see the module docstring for why the input is not a schema)."""
-    return ModelSignature(outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES))]))
+    """Input float32 (-1, 28, 28) pixels 0–255; output float32 (-1, 10) probabilities."""
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *IMAGE_SHAPE))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, NUM_CLASSES))]),
+    )
 
 
 def pip_requirements() -> list[str]:
     """Pinned requirements of the logged model, from this environment (no slow inference)."""
     pins = []
-    for package in _REQUIREMENTS:
+    for package in REQUIREMENTS:
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -105,28 +70,33 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def log_classifier(keras_model: Any, input_example: np.ndarray, name: str = "model") -> Any:
-    """Log ``keras_model`` as an :class:`MnistClassifier` pyfunc into the *active* run.
+def as_signature_input(images: Any) -> np.ndarray:
+    """Images of the contract (any accepted shape or dtype) as float32 (N, 28, 28)."""
+    return to_model_batch(images)[..., 0]
+
+
+def log_classifier(keras_model: Any, input_example: Any, name: str = "model") -> Any:
+    """Log ``keras_model`` as the self-contained pyfunc into the *active* run.
 
     Args:
-        keras_model: a Keras model of the trained-model contract.
-        input_example: a few raw test images (uint8 (n, 28, 28)).
+        keras_model: a Keras model of the trained-model contract (float32 (N, 28, 28, 1)
+            0–255 in, (N, 10) probabilities out).
+        input_example: a few raw test images (e.g. uint8 (3, 28, 28)).
         name: the logged model's name within the run.
 
     Returns:
         MLflow's ``ModelInfo`` (``model_uri``, ``run_id``...).
     """
-    with tempfile.TemporaryDirectory(prefix="mnist-model-") as tmp, warnings.catch_warnings():
-        # MLflow suggests type hints on predict(); they would replace the contract's checks.
-        warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+    with tempfile.TemporaryDirectory(prefix="mnist-model-") as tmp:
         keras_path = Path(tmp) / KERAS_FILENAME
         keras_model.save(keras_path)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=MnistClassifier(),
+            python_model=str(PYFUNC_MODEL_FILE),
+            code_paths=[str(CONTRACT_FILE)],
             artifacts={KERAS_ARTIFACT: str(keras_path)},
             signature=signature(),
-            input_example=np.asarray(input_example),
+            input_example=as_signature_input(input_example),
             pip_requirements=pip_requirements(),
             metadata={"input_contract": INPUT_CONTRACT},
         )
@@ -135,3 +105,34 @@ def log_classifier(keras_model: Any, input_example: np.ndarray, name: str = "mod
 def load_classifier(model_uri: str) -> Any:
     """``mlflow.pyfunc.load_model`` (the URI is resolved against the current MLflow URIs)."""
     return mlflow.pyfunc.load_model(model_uri)
+
+
+def predict_images(model: Any, images: Any) -> np.ndarray:
+    """(N, 10) float32 probabilities of a loaded pyfunc for images of the contract.
+
+    Accepts every shape and dtype of the contract (uint8, (N, 28, 28, 1)...) and hands
+    the pyfunc the signature's float32 (N, 28, 28).
+    """
+    return np.asarray(model.predict(as_signature_input(images)), dtype=np.float32)
+
+
+def keras_model_of(model: Any, model_uri: str) -> Any:
+    """The Keras model inside this project's pyfunc (for servers that call Keras directly).
+
+    Raises:
+        NotProjectModelError: ``model`` is not this project's pyfunc.
+    """
+    try:
+        python_model = model.unwrap_python_model()
+    except Exception as exc:
+        raise NotProjectModelError(
+            f"{model_uri} is not a python_function model logged by this project "
+            f"(registry.model.log_classifier): {exc}"
+        ) from exc
+    get_raw = getattr(python_model, "get_raw_model", None)
+    if get_raw is None:
+        raise NotProjectModelError(
+            f"{model_uri} holds a {type(python_model).__name__}, not this project's "
+            "MnistClassifier: re-run the promotion to register the model again"
+        )
+    return get_raw()

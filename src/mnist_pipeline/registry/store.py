@@ -24,7 +24,12 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from mnist_pipeline.registry.config import Workspace, ensure_local_store, redact_uri
-from mnist_pipeline.registry.model import load_classifier, log_classifier
+from mnist_pipeline.registry.model import (
+    MODEL_FORMAT,
+    load_classifier,
+    log_classifier,
+    predict_images,
+)
 
 # Tags on registered versions (and on the production run that holds a copy).
 TAG_MODEL_SHA256 = "model_sha256"
@@ -49,16 +54,28 @@ class CopyMismatchError(RegistryError):
 
 
 @contextlib.contextmanager
-def using(workspace: Workspace) -> Iterator[None]:
-    """Point MLflow's process-wide tracking and registry URIs at ``workspace`` for a block."""
+def uris(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs somewhere for a block, then restore.
+
+    The one place in the project that swaps them (``models:/`` URIs resolve through them); a
+    Kedro run's own tracking (kedro-mlflow) is left as it was. ``registry_uri`` defaults to
+    ``tracking_uri``.
+    """
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(workspace.tracking_uri)
-    mlflow.set_registry_uri(workspace.registry_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri or tracking_uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(before[0])
         mlflow.set_registry_uri(before[1])
+
+
+@contextlib.contextmanager
+def using(workspace: Workspace) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at ``workspace`` for a block."""
+    with uris(workspace.tracking_uri, workspace.registry_uri):
+        yield
 
 
 @contextlib.contextmanager
@@ -118,8 +135,13 @@ def check_reachable(workspace: Workspace) -> MlflowClient:
 
 
 def keras_fingerprint(keras_model: Any) -> str:
-    """SHA-256 of the model's architecture and weights: the same model, the same hash."""
-    digest = hashlib.sha256(keras_model.to_json().encode())
+    """SHA-256 of how it is logged, its architecture and weights: the same model, the same hash.
+
+    The logging format (:data:`~mnist_pipeline.registry.model.MODEL_FORMAT`) is part of it, so
+    a version logged by an earlier project version (pickled against project code) is never
+    reused: promoting again registers the model self-contained.
+    """
+    digest = hashlib.sha256(f"{MODEL_FORMAT}\n".encode() + keras_model.to_json().encode())
     for weights in keras_model.get_weights():
         array = np.ascontiguousarray(weights)
         digest.update(f"{array.dtype}{array.shape}".encode())
@@ -196,6 +218,8 @@ def register_candidate(
     model_name: str,
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
+    *,
+    champion_alias: str,
 ) -> dict[str, Any]:
     """Log the model into the active run and register it in the current registry (the sandbox).
 
@@ -207,7 +231,7 @@ def register_candidate(
         "model_sha256", "metrics", "tags", "reused"}``.
     """
     tracking_uri, registry_uri = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    workspace = Workspace("sandbox", tracking_uri, registry_uri, model_name, "champion")
+    workspace = Workspace("sandbox", tracking_uri, registry_uri, model_name, champion_alias)
     client = check_reachable(workspace)
     fingerprint = keras_fingerprint(keras_model)
     _ensure_registered_model(client, model_name)
@@ -320,7 +344,7 @@ def predict(workspace: Workspace, version: str, images: np.ndarray) -> np.ndarra
     """Load ``models:/<name>/<version>`` from ``workspace`` with pyfunc and predict ``images``."""
     with using(workspace):
         model = load_classifier(f"models:/{workspace.model_name}/{version}")
-    return np.asarray(model.predict(images))
+    return predict_images(model, images)
 
 
 def current_workspace(model_name: str, alias: str, label: str = "sandbox") -> Workspace:
@@ -340,3 +364,33 @@ def tag_active_run(tags: Mapping[str, Any]) -> None:
     """Set tags on the active run, if there is one (a Kedro run with kedro-mlflow)."""
     if mlflow.active_run() is not None:
         mlflow.set_tags({k: str(v)[:5000] for k, v in tags.items()})
+
+
+def get_version(workspace: Workspace, version: str) -> ModelVersion:
+    """The registered version ``version`` of ``workspace.model_name`` (tags, run id...)."""
+    return client_for(workspace).get_model_version(workspace.model_name, str(version))
+
+
+def download_version(workspace: Workspace, version: str, dst: Path) -> Path:
+    """Download ``models:/<name>/<version>`` from ``workspace`` into ``dst``; the model folder."""
+    with using(workspace):
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{workspace.model_name}/{version}", dst_path=str(dst)
+        )
+    return Path(local)
+
+
+def publish_model_card(
+    workspace: Workspace, version: str, markdown: str, artifact_file: str
+) -> None:
+    """Set ``markdown`` as the version's description and log it into the version's run.
+
+    The description is what the MLflow UI shows on the version's page; the artifact keeps
+    each revision of the card beside the model's files (the run that holds the copy).
+    """
+    client = client_for(workspace)
+    model_version = client.update_model_version(
+        workspace.model_name, str(version), description=markdown
+    )
+    if model_version.run_id:
+        client.log_text(model_version.run_id, markdown, artifact_file)

@@ -1,15 +1,12 @@
 """Where the served model comes from: ``models:/<name>@<alias>`` in the production registry.
 
-The one place that knows how a promoted model is stored in MLflow. It accepts both
-ways the promotion can store it, and hands back the Keras model itself:
-
-* the native Keras flavor (``mlflow.keras.log_model``), loaded with ``mlflow.keras``;
-* a pyfunc wrapper around the Keras model (``mlflow.pyfunc`` ``PythonModel``), unwrapped
-  with ``unwrap_python_model()`` and then ``get_raw_model()`` or the wrapper's attribute
-  that holds a ``keras.Model``.
-
-Either way the Keras model honours the trained-model contract: float32 (N, 28, 28, 1)
-pixel values 0–255 in, (N, 10) softmax probabilities out.
+The served model is the project's own pyfunc (:mod:`mnist_pipeline.registry.model`, logged
+self-contained by the promotion): it is loaded with ``mlflow.pyfunc`` and the server takes
+the Keras model inside it (``unwrap_python_model().get_raw_model()``), which honours the
+trained-model contract: float32 (N, 28, 28, 1) pixel values 0–255 in, (N, 10) softmax
+probabilities out. Any other model (another flavor, a model pickled against an earlier
+version of this project) is refused with a message that says to re-run the promotion.
+MLflow access goes through :mod:`mnist_pipeline.registry`.
 """
 
 from __future__ import annotations
@@ -68,19 +65,13 @@ def registry(uri: str | None) -> Iterator[None]:
     MLflow resolves ``models:/`` URIs through process-wide settings; restoring them
     keeps a Kedro run's own tracking (kedro-mlflow) untouched.
     """
-    import mlflow
-
     if not uri:
         yield
         return
-    tracking_before, registry_before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    from mnist_pipeline.registry.store import uris
+
+    with uris(uri):
         yield
-    finally:
-        mlflow.set_tracking_uri(tracking_before)
-        mlflow.set_registry_uri(registry_before)
 
 
 def resolve_model(name: str, alias: str, registry_uri: str) -> ModelReference:
@@ -148,47 +139,35 @@ def _keras_model_from_folder(folder: Path, model_uri: str) -> Any:
     import mlflow
     from mlflow.models import Model
 
+    from mnist_pipeline.registry.model import NotProjectModelError, keras_model_of
+
     try:
         flavors = Model.load(str(folder)).flavors
     except Exception as exc:
         raise ModelLoadError(
             f"{model_uri} is not an MLflow model (no readable MLmodel): {exc}"
         ) from exc
-    if "keras" in flavors:
-        model = mlflow.keras.load_model(str(folder))
-    elif "python_function" in flavors:
-        wrapper = mlflow.pyfunc.load_model(str(folder))
-        model = _unwrap_keras(wrapper, keras)
-        if model is None:
-            raise ModelLoadError(
-                f"{model_uri} is a pyfunc model without a Keras model inside: expected a "
-                "PythonModel with get_raw_model() or an attribute holding a keras.Model"
-            )
-    else:
+    if set(flavors) != {"python_function"}:  # e.g. mlflow.keras adds a 'keras' flavor
         raise ModelLoadError(
-            f"{model_uri} has flavors {sorted(flavors)}; expected 'keras' or 'python_function'"
+            f"{model_uri} has flavors {sorted(flavors)}; expected this project's pyfunc: "
+            "re-run the promotion to register it"
         )
+    try:
+        wrapper = mlflow.pyfunc.load_model(str(folder))
+    except Exception as exc:  # e.g. pickled against code this project no longer has
+        raise ModelLoadError(
+            f"{model_uri} cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); a model "
+            "registered by an earlier version of this project is not self-contained: re-run "
+            "the promotion to register it again"
+        ) from exc
+    try:
+        model = keras_model_of(wrapper, model_uri)
+    except NotProjectModelError as exc:
+        raise ModelLoadError(str(exc)) from exc
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{model_uri} holds a {type(model).__name__}, not a keras.Model")
     check_model_contract(model, model_uri)
     return model
-
-
-def _unwrap_keras(wrapper: Any, keras: Any) -> Any:
-    candidates: list[Any] = []
-    with contextlib.suppress(Exception):
-        candidates.append(wrapper.get_raw_model())
-    with contextlib.suppress(Exception):
-        python_model = wrapper.unwrap_python_model()
-        candidates.append(python_model)
-        if hasattr(python_model, "get_raw_model"):
-            with contextlib.suppress(Exception):
-                candidates.append(python_model.get_raw_model())
-        candidates.extend(vars(python_model).values())
-    for candidate in candidates:
-        if isinstance(candidate, keras.Model):
-            return candidate
-    return None
 
 
 def check_model_contract(model: Any, model_uri: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 from mnist_pipeline.pipelines.promotion import nodes
 from mnist_pipeline.registry import CopyMismatchError, GateRefusedError, store
 from mnist_pipeline.registry.config import Workspace
-from mnist_pipeline.registry.model import KERAS_ARTIFACT
+from mnist_pipeline.registry.model import KERAS_ARTIFACT, predict_images
 from mnist_pipeline.registry.promotion import promote
 from tests.integration.promotion_project import mlflow_state
 
@@ -91,13 +91,17 @@ def test_the_logged_model_takes_raw_images_and_refuses_others_clearly(
     candidate = nodes.register_candidate(model, _metrics(0.9), FINGERPRINT, test, params)
     served = mlflow.pyfunc.load_model(candidate["model_uri"])
     expected = model.predict(test["images"][:8, ..., None].astype(np.float32), verbose=0)
-    np.testing.assert_allclose(served.predict(test["images"][:8]), expected, atol=1e-6)
-    np.testing.assert_allclose(served.predict(test["images"][0].tolist()), expected[:1], atol=1e-6)
+    # The signature's input: float32 (N, 28, 28), 0-255; predict_images takes any form.
+    raw_images = test["images"][:8].astype(np.float32)
+    np.testing.assert_allclose(served.predict(raw_images), expected, atol=1e-6)
+    single = predict_images(served, test["images"][0].tolist())
+    np.testing.assert_allclose(single, expected[:1], atol=1e-6)
+    assert served.metadata.signature.inputs.inputs[0].shape == (-1, 28, 28)
     assert served.metadata.signature.outputs.inputs[0].shape == (-1, 10)
-    with pytest.raises(mlflow.exceptions.MlflowException, match=r"found \(2, 28, 27\)"):
-        served.predict(np.zeros((2, 28, 27)))
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"\(2, 28, 27\)"):
+        served.predict(np.zeros((2, 28, 27), np.float32))
     with pytest.raises(mlflow.exceptions.MlflowException, match=r"in \[0, 255\]"):
-        served.predict(np.full((1, 28, 28), 300.0))
+        served.predict(np.full((1, 28, 28), 300.0, np.float32))
     raw = served.unwrap_python_model().get_raw_model()
     assert isinstance(raw, keras.Model) and KERAS_ARTIFACT == "keras_model"
 

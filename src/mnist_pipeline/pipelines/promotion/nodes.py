@@ -41,6 +41,7 @@ def register_candidate(
         model_name=params["model_name"],
         metrics=numeric,
         tags=lineage,
+        champion_alias=params["champion_alias"],
     )
 
 

@@ -1,0 +1,236 @@
+"""The model's own fresh environment: built once, cached, and used to predict like a server would.
+
+MLflow's serving platforms (``mlflow models serve`` with its default environment manager,
+``mlflow models build-docker``, Databricks Model Serving) build an environment from the
+model's ``python_env.yaml`` + ``requirements.txt`` alone and load the model there. This module
+does the same for the deploy pipeline and the tests:
+
+* :func:`build` (``make model-env``, part of ``make install``/``make test``) creates that
+  environment with ``uv`` under :func:`env_root` (``MLFLOW_ENV_ROOT``, default the git-ignored
+  ``.mlflow-envs/``). MLflow names an environment after a hash of the Python version, the build
+  tools and the requirements — not of the model — so every model this project logs
+  (:func:`mnist_pipeline.registry.model.pip_requirements`) reuses it.
+* :func:`predict_in_fresh_env` runs ``mlflow models predict --env-manager uv`` on a downloaded
+  model in that environment. ``mlflow.models.predict`` would do the same but always in a new
+  per-process temporary environment root (a full rebuild per run); the CLI honours
+  ``MLFLOW_ENV_ROOT``, so the cached environment is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENV_MANAGER = "uv"
+DEFAULT_ENV_ROOT = ".mlflow-envs"
+PREDICT_TIMEOUT_S = 600.0
+
+
+class FreshEnvError(RuntimeError):
+    """The model could not load or predict in its own environment (the message says why)."""
+
+
+class FreshEnvMissingError(FreshEnvError):
+    """The cached environment has not been built (``make model-env``)."""
+
+
+def env_root(path: str | os.PathLike | None = None) -> Path:
+    """Where the environments live: ``path``, else ``MLFLOW_ENV_ROOT``, else ``.mlflow-envs``."""
+    chosen = path or os.environ.get("MLFLOW_ENV_ROOT") or DEFAULT_ENV_ROOT
+    return Path(chosen).expanduser().resolve()
+
+
+def tool_env(root: Path) -> dict[str, str]:
+    """This process's environment, with ``MLFLOW_ENV_ROOT`` and this venv's ``bin/`` on PATH.
+
+    MLflow shells out to ``uv`` and ``mlflow``: they are found in the running interpreter's
+    folder even when the virtual environment is not activated.
+    """
+    env = dict(os.environ)
+    env["MLFLOW_ENV_ROOT"] = str(root)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def env_dir(model_dir: Path, root: Path) -> Path:
+    """The environment MLflow uses for the model in ``model_dir`` (it may not exist yet)."""
+    from mlflow.utils.virtualenv import _get_python_env, _get_virtualenv_name
+
+    return root / _get_virtualenv_name(_get_python_env(model_dir), model_dir)
+
+
+def _skeleton_model(folder: Path) -> Path:
+    """A model folder with exactly the environment files of every model the project logs."""
+    import mlflow
+
+    from mnist_pipeline.registry import model
+
+    path = folder / "model"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=str(model.PYFUNC_MODEL_FILE),
+        code_paths=[str(model.CONTRACT_FILE)],
+        signature=model.signature(),
+        pip_requirements=model.pip_requirements(),
+    )
+    return path
+
+
+def build(root: Path | None = None, env_manager: str = ENV_MANAGER) -> dict[str, Any]:
+    """Create (or find) the environment of the project's models; ``{"env_dir", "build_s", ...}``.
+
+    Raises:
+        FreshEnvError: the environment could not be built (the tool's output's last lines).
+    """
+    root = env_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mnist-model-env-") as tmp:
+        model_dir = _skeleton_model(Path(tmp))
+        target = env_dir(model_dir, root)
+        existed = target.exists()
+        began = time.perf_counter()
+        if not existed:
+            _run_mlflow(
+                ["models", "prepare-env", "-m", str(model_dir), "--env-manager", env_manager],
+                root,
+                what=f"building the model environment {target}",
+            )
+        seconds = time.perf_counter() - began
+    return {
+        "env_dir": str(target),
+        "env_manager": env_manager,
+        "reused": existed,
+        "build_s": round(seconds, 1),
+    }
+
+
+def _run_mlflow(args: list[str], root: Path, what: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mlflow", *args]
+    try:
+        done = subprocess.run(
+            command,
+            env=tool_env(root),
+            capture_output=True,
+            text=True,
+            timeout=PREDICT_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FreshEnvError(f"{what} took longer than {PREDICT_TIMEOUT_S:.0f} s") from exc
+    if done.returncode != 0:
+        raise FreshEnvError(f"{what} failed: {explain_failure(done.stdout + done.stderr)}")
+    return done
+
+
+def explain_failure(output: str) -> str:
+    """The one line of a failed model load/predict that says why (e.g. the missing module)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for marker in ("ModuleNotFoundError", "ImportError", "AttributeError: Can't get attribute"):
+        for line in reversed(lines):
+            if marker in line:
+                reason = line[line.index(marker) :]
+                if "mnist_pipeline" in reason:
+                    reason += (
+                        " — the model was pickled against this project's code and cannot load "
+                        "without it; re-run the promotion to register it self-contained"
+                    )
+                return reason[:600]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:600]
+
+
+def predict_in_fresh_env(
+    model_dir: Path,
+    images: np.ndarray,
+    root: Path | None = None,
+    *,
+    env_manager: str = ENV_MANAGER,
+    build_if_missing: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Load the model in ``model_dir`` in its own environment and predict ``images``.
+
+    Args:
+        model_dir: a downloaded MLflow model folder.
+        images: float32 (N, 28, 28), the signature's input.
+        root: environments root (see :func:`env_root`).
+        env_manager: ``uv`` (finds a local Python of the model's version) or ``virtualenv``
+            (needs pyenv).
+        build_if_missing: build the environment when it is not cached (tests say ``False``).
+
+    Returns:
+        ``(probabilities (N, 10), {"env_dir", "env_manager", "reused", "build_s",
+        "predict_s"})``.
+
+    Raises:
+        FreshEnvMissingError: not cached and ``build_if_missing`` is false.
+        FreshEnvError: the model did not load or predict there; the message says why.
+    """
+    root = env_root(root)
+    target = env_dir(model_dir, root)
+    existed = target.exists()
+    if not existed and not build_if_missing:
+        raise FreshEnvMissingError(
+            f"the model's environment {target} is not built: run `make model-env` "
+            f"(it builds {root.name}/ from the project's pinned model requirements)"
+        )
+    if shutil.which("uv", path=tool_env(root)["PATH"]) is None and env_manager == "uv":
+        raise FreshEnvError("`uv` is not installed: `pip install uv` (see README, Prerequisites)")
+    with tempfile.TemporaryDirectory(prefix="mnist-fresh-predict-") as tmp:
+        request, answer = Path(tmp, "input.json"), Path(tmp, "output.json")
+        request.write_text(json.dumps({"inputs": np.asarray(images, np.float32).tolist()}))
+        began = time.perf_counter()
+        _run_mlflow(
+            [
+                "models",
+                "predict",
+                "-m",
+                str(model_dir),
+                "-i",
+                str(request),
+                "-o",
+                str(answer),
+                "-t",
+                "json",
+                "--env-manager",
+                env_manager,
+            ],
+            root,
+            what=f"loading and predicting with the model in its own {env_manager} environment",
+        )
+        seconds = time.perf_counter() - began
+        predictions = json.loads(answer.read_text())
+    if isinstance(predictions, dict):
+        predictions = predictions.get("predictions", predictions)
+    info = {
+        "env_dir": str(target),
+        "env_manager": env_manager,
+        "reused": existed,
+        ("predict_s" if existed else "build_and_predict_s"): round(seconds, 1),
+    }
+    return np.asarray(predictions, dtype=np.float32), info
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mnist_pipeline.registry.model_env [ENV_ROOT]``: build the environment."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        report = build(Path(args[0]) if args else None)
+    except FreshEnvError as exc:
+        print(f"model environment: {exc}", file=sys.stderr)
+        return 1
+    state = "already built" if report["reused"] else f"built in {report['build_s']} s"
+    print(f"model environment {report['env_dir']} ({report['env_manager']}): {state}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
