@@ -8,8 +8,8 @@ BIN := $(VENV)/bin
 # kedro-telemetry must never prompt or phone home.
 export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
-# Executors and TensorFlow workers bind to loopback unless told otherwise.
-export SPARK_LOCAL_IP ?= 127.0.0.1
+# SPARK_LOCAL_IP: the project defaults it to 127.0.0.1 itself, only for a local master
+# (runtime_env.default_spark_local_ip), never for a real cluster.
 
 .PHONY: install run test lint format benchmark lock clean bundle bundle-venv
 

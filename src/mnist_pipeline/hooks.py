@@ -17,6 +17,8 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
+from mnist_pipeline.runtime_env import default_spark_local_ip
+
 logger = logging.getLogger(__name__)
 
 SPARK_TAG = "spark"
@@ -48,6 +50,9 @@ def create_spark_session(settings: dict[str, str]):
 
     # PySpark reads the workers' interpreter from the environment, not only the conf.
     os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
+    # A local master binds to loopback: say so before the JVM starts (no loopback hint);
+    # never on a real cluster, never over a SPARK_LOCAL_IP already set.
+    default_spark_local_ip(settings["spark.master"])
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)

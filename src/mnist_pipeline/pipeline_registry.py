@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# TensorFlow before any stage imports Keras: Keras imports TensorFlow half-way through its
+# own import, and MLflow's pending autolog hook for tensorflow (kedro-mlflow's
+# ``disable_autologging``) would then fire on a half-imported Keras ("Exception raised
+# while enabling autologging for tensorflow: ... circular import"). The stages import
+# TensorFlow anyway; only the order changes.
+import tensorflow  # noqa: F401  (isort: skip)
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 

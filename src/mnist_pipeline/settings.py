@@ -5,6 +5,26 @@ from __future__ import annotations
 import os
 import warnings
 
+from mnist_pipeline.runtime_env import apply_defaults
+
+# Before TensorFlow, MLflow or Spark load (pipelines, hooks, kedro-mlflow): quiet TF's C++
+# start-up lines and put this venv's bin/ on PATH (tools that shell out find mlflow, uvicorn).
+apply_defaults()
+
+# kedro-mlflow's KedroPipelineModel (a PythonModel without type hints) makes MLflow say
+# "Add type hints to the `predict` method" when kedro-mlflow is imported: theirs, silenced
+# for that import only (the project's own pyfunc is annotated, so MLflow stays free to warn
+# about it).
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore",
+        message=r"(\x1b\[\d+m)?Add type hints to the `predict` method",
+        category=UserWarning,
+        module=r"mlflow\.pyfunc\.utils\.data_validation",
+    )
+    import kedro_mlflow.mlflow  # noqa: F401
+
+# ruff: noqa: E402  (the defaults above must come before the imports below)
 from kedro.config import OmegaConfigLoader
 
 from mnist_pipeline.hooks import SparkHooks
