@@ -30,14 +30,42 @@ def _images(body: bytes, max_batch: int = 16) -> np.ndarray:
         {"inputs": IMAGE.tolist()},
         {"inputs": [IMAGE.tolist()]},
         {"inputs": {"image": [IMAGE[..., None].tolist()]}},
+        {"dataframe_split": {"columns": ["image"], "data": [[IMAGE.ravel().tolist()]]}},
+        {"dataframe_split": {"columns": ["image"], "index": [0], "data": [[IMAGE.tolist()]]}},
+        {"dataframe_records": [{"image": IMAGE.ravel().tolist()}]},
     ],
-    ids=["rows", "rows-channel-signature", "columnar-one", "columnar-batch", "named-input"],
+    ids=[
+        "rows",
+        "rows-channel-signature",
+        "columnar-one",
+        "columnar-batch",
+        "named-input",
+        "dataframe-split-flat",
+        "dataframe-split-nested",
+        "dataframe-records",
+    ],
 )
 def test_accepted_formats_give_the_same_batch(payload: dict) -> None:
     batch = _images(orjson.dumps(payload))
     assert batch.shape == (1, 28, 28, 1)
     assert batch.dtype == np.float32
     np.testing.assert_array_equal(batch[0, ..., 0], IMAGE)
+
+
+def test_the_four_formats_map_to_the_same_batch() -> None:
+    """MLflow's and Databricks' four bodies of the same three images: one batch, in order."""
+    images = np.stack([IMAGE, 255 - IMAGE, IMAGE // 2])
+    flat = images.reshape(3, -1).tolist()
+    bodies = {
+        "instances": {"instances": images.tolist()},
+        "inputs": {"inputs": images.tolist()},
+        "dataframe_split": {"dataframe_split": {"columns": ["image"], "data": [[f] for f in flat]}},
+        "dataframe_records": {"dataframe_records": [{"image": f} for f in flat]},
+    }
+    for name, payload in bodies.items():
+        batch = _images(orjson.dumps(payload))
+        assert batch.shape == (3, 28, 28, 1), name
+        np.testing.assert_array_equal(batch[..., 0], images, err_msg=name)
 
 
 def test_rows_keep_their_order() -> None:
@@ -64,6 +92,14 @@ def test_rows_keep_their_order() -> None:
         (b'{"inputs": {"a": 1, "b": 2}}', 400, "exactly one input"),
         (b'{"instances": [[1, [2]]]}', 400, "rectangular"),
         (b'{"instances": [1], "signature_name": "other"}', 400, "unknown signature_name"),
+        (b'{"dataframe_split": [1]}', 400, '{"columns": ["image"]'),
+        (b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}', 400, "one column"),
+        (b'{"dataframe_split": {"columns": ["image"], "data": []}}', 400, "empty list"),
+        (b'{"dataframe_split": {"data": [[[1, 2, 3]]]}}', 400, "found 3 values"),
+        (b'{"dataframe_records": []}', 400, "non-empty list"),
+        (b'{"dataframe_records": [{"image": [1], "x": 2}]}', 400, "one key"),
+        (b'{"dataframe_records": [{"image": "abc"}]}', 400, "784 pixels"),
+        (b'{"inputs": [], "dataframe_records": []}', 400, "exactly one of"),
     ],
 )
 def test_refused_bodies_say_what_was_wrong(body: bytes, status: int, expected: str) -> None:

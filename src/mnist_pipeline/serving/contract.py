@@ -1,16 +1,21 @@
-"""The REST request contract of the model server: TensorFlow Serving's JSON body.
+"""The REST request contract of the model server: MLflow's and TensorFlow Serving's bodies.
 
-Requests (``POST``), images as MNIST stores them (see :mod:`mnist_pipeline.image_contract`):
+Requests (``POST``), images as MNIST stores them (see :mod:`mnist_pipeline.image_contract`).
+The four bodies of MLflow's scoring server and Databricks Model Serving, which
+``mlflow models serve`` of the registered model answers the same way:
 
-* row format: ``{"instances": [image, ...]}``, each image 28 × 28 (or 28 × 28 × 1),
-  pixel values 0–255; an optional ``"signature_name"`` (only ``serving_default``);
-* columnar format: ``{"inputs": images}`` with images of shape (28, 28), (N, 28, 28)
-  or (N, 28, 28, 1), or ``{"inputs": {"<input name>": images}}`` (one input).
+* ``{"instances": [image, ...]}``: row format, each image 28 × 28 (or 28 × 28 × 1), pixel
+  values 0–255; an optional ``"signature_name"`` (only ``serving_default``);
+* ``{"inputs": images}``: columnar format, (28, 28), (N, 28, 28) or (N, 28, 28, 1), or
+  ``{"inputs": {"<input name>": images}}`` (one input);
+* ``{"dataframe_split": {"columns": ["image"], "data": [[pixels], ...]}}`` and
+* ``{"dataframe_records": [{"image": pixels}, ...]}``: one column ``image`` whose cells
+  hold the 784 pixels of an image flattened row-major (or 28 × 28 nested lists).
 
 Answer: ``{"predictions": [[10 probabilities], ...]}``, one row per image, in order.
 
 Anything else is refused with a :class:`RequestError` (HTTP 4xx) whose message says
-what was wrong; TensorFlow Serving's error body ``{"error": "..."}`` carries it.
+what was wrong; the error body ``{"error": "..."}`` carries it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,16 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mnist_pipeline.image_contract import ImageContractError, to_model_batch
+from mnist_pipeline.image_contract import (
+    DATAFRAME_COLUMN,
+    ImageContractError,
+    flat_cells_to_images,
+    to_model_batch,
+)
 
 SIGNATURE_NAME = "serving_default"
+FORMATS = ("instances", "inputs", "dataframe_split", "dataframe_records")
+_ONE_OF = 'exactly one of "instances", "inputs", "dataframe_split" or "dataframe_records"'
 
 
 class RequestError(ValueError):
@@ -42,7 +54,7 @@ def parse_json(body: bytes) -> Any:
     the pixels have instead of a bare syntax error.
     """
     if not body.strip():
-        raise RequestError('empty request body: send {"instances": [...]} or {"inputs": ...}')
+        raise RequestError(f"empty request body: send a JSON object with {_ONE_OF}")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -57,58 +69,105 @@ def images_from_request(payload: Any, *, max_batch: int) -> np.ndarray:
     """Validate a decoded request and return its images as float32 (N, 28, 28, 1).
 
     Raises:
-        RequestError: not an object, neither/both of ``instances`` and ``inputs``,
-            an unknown signature, or images that break the image contract.
+        RequestError: not an object, not exactly one of the four formats, an unknown
+            signature, or images that break the image contract.
     """
     if not isinstance(payload, dict):
         raise RequestError(
-            f'request must be a JSON object {{"instances": [...]}} or {{"inputs": ...}}, '
-            f"found a JSON {type(payload).__name__}"
+            f"request must be a JSON object with {_ONE_OF}, found a JSON {type(payload).__name__}"
         )
     signature = payload.get("signature_name", SIGNATURE_NAME)
     if signature != SIGNATURE_NAME:
         raise RequestError(
             f"unknown signature_name {signature!r}: this model has only {SIGNATURE_NAME!r}"
         )
-    has_instances, has_inputs = "instances" in payload, "inputs" in payload
-    if has_instances == has_inputs:
+    present = [key for key in FORMATS if key in payload]
+    if len(present) != 1:
         found = sorted(payload) or "no keys"
-        raise RequestError(
-            'request must have exactly one of "instances" (row format) or "inputs" '
-            f"(columnar format), found {found}"
-        )
-    if has_instances:
-        images = payload["instances"]
-        field = "instances"
-        if not isinstance(images, list):
-            raise RequestError(
-                f'"instances" must be a list of images, found a JSON {type(images).__name__}'
-            )
-    else:
-        images = payload["inputs"]
-        field = "inputs"
-        if isinstance(images, dict):
-            if len(images) != 1:
-                raise RequestError(
-                    f'"inputs" as an object must name exactly one input, found {sorted(images)}'
-                )
-            field, images = next(iter(images.items()))
-            field = f"inputs.{field}"
-    if isinstance(images, list) and not images:
-        raise RequestError(f'"{field}" is an empty list: send at least one image')
+        raise RequestError(f"request must have {_ONE_OF}, found {found}")
+    field = present[0]
     try:
-        if has_instances:
-            # Row format: a list of images, never one bare 28 × 28 image.
-            images = _as_array(images)
-            if isinstance(images, np.ndarray) and images.dtype != object and images.ndim < 3:
-                raise ImageContractError(
-                    "instances must be a list of 28 × 28 (or 28 × 28 × 1) images, found shape "
-                    f"{tuple(images.shape)}"
-                )
+        images = _FORMAT_READERS[field](payload[field])
+        if isinstance(images, tuple):
+            field, images = images
         return to_model_batch(images, max_batch=max_batch)
     except ImageContractError as exc:
         status = 413 if "exceeds the limit" in str(exc) else 400
         raise RequestError(f'"{field}": {exc}', status=status) from exc
+
+
+def _instances(images: Any) -> Any:
+    """Row format: a list of images, never one bare 28 × 28 image."""
+    if not isinstance(images, list):
+        raise RequestError(
+            f'"instances" must be a list of images, found a JSON {type(images).__name__}'
+        )
+    if not images:
+        raise RequestError('"instances" is an empty list: send at least one image')
+    images = _as_array(images)
+    if isinstance(images, np.ndarray) and images.dtype != object and images.ndim < 3:
+        raise ImageContractError(
+            "instances must be a list of 28 × 28 (or 28 × 28 × 1) images, found shape "
+            f"{tuple(images.shape)}"
+        )
+    return images
+
+
+def _inputs(images: Any) -> Any:
+    """Columnar format: the images, or ``{"<input name>": images}``."""
+    field = "inputs"
+    if isinstance(images, dict):
+        if len(images) != 1:
+            raise RequestError(
+                f'"inputs" as an object must name exactly one input, found {sorted(images)}'
+            )
+        name, images = next(iter(images.items()))
+        field = f"inputs.{name}"
+    if isinstance(images, list) and not images:
+        raise RequestError(f'"{field}" is an empty list: send at least one image')
+    return field, images
+
+
+def _dataframe_split(frame: Any) -> Any:
+    """``{"columns": ["image"], "data": [[cell], ...]}`` (pandas' ``orient="split"``)."""
+    if not isinstance(frame, dict) or not isinstance(frame.get("data"), list):
+        raise RequestError(
+            '"dataframe_split" must be an object {"columns": ["image"], "data": [[pixels], ...]}'
+        )
+    columns = frame.get("columns", [DATAFRAME_COLUMN])
+    if not isinstance(columns, list) or len(columns) != 1:
+        raise RequestError(
+            f'"dataframe_split" must have one column {DATAFRAME_COLUMN!r} (784 pixels per cell, '
+            f"flattened row-major), found columns {columns!r}"
+        )
+    rows = frame["data"]
+    if not rows:
+        raise RequestError('"dataframe_split.data" is an empty list: send at least one image')
+    if not all(isinstance(row, list) and len(row) == 1 for row in rows):
+        raise RequestError('"dataframe_split.data" rows must each hold one cell: [pixels]')
+    return flat_cells_to_images([row[0] for row in rows])
+
+
+def _dataframe_records(records: Any) -> Any:
+    """``[{"image": pixels}, ...]`` (pandas' ``orient="records"``)."""
+    if not isinstance(records, list) or not records:
+        raise RequestError(
+            '"dataframe_records" must be a non-empty list of {"image": pixels} records'
+        )
+    if not all(isinstance(record, dict) and len(record) == 1 for record in records):
+        raise RequestError(
+            f'"dataframe_records" records must each have one key {DATAFRAME_COLUMN!r} '
+            "(784 pixels, flattened row-major)"
+        )
+    return flat_cells_to_images([next(iter(record.values())) for record in records])
+
+
+_FORMAT_READERS = {
+    "instances": _instances,
+    "inputs": _inputs,
+    "dataframe_split": _dataframe_split,
+    "dataframe_records": _dataframe_records,
+}
 
 
 def _as_array(images: list) -> Any:
