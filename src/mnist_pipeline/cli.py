@@ -4,8 +4,10 @@
 ``deploy_model`` in the environment's parameters) over TensorFlow Serving's REST API
 on 127.0.0.1, port ``serving.port`` (8501), until Ctrl-C.
 
-Kedro takes ``run`` from this module for the packaged entry point
-(``python -m mnist_pipeline``), so it is re-exported unchanged.
+Kedro takes ``run`` from this module (``kedro run`` and the packaged entry point,
+``python -m mnist_pipeline``): kedro's own command, except that an expected failure
+(offline source, gate refusal, bad setting: :mod:`mnist_pipeline.errors`) ends with its
+message and the fix instead of a traceback.
 """
 
 from __future__ import annotations
@@ -14,14 +16,42 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kedro.framework.cli.project import run  # noqa: F401  (kedro's own `run`, kept as is)
+from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
+
+from mnist_pipeline.errors import EXIT_EXPECTED, expected_failure, report
+
+
+def _run(**kwargs: Any) -> Any:
+    """Kedro's ``run``; an expected failure ends with its message and fix, no traceback."""
+    try:
+        return kedro_run.callback(**kwargs)
+    except Exception as exc:
+        failure = expected_failure(exc)
+        if failure is None:
+            raise  # unexpected: the full traceback
+        report(failure)
+        raise SystemExit(EXIT_EXPECTED) from None
+
+
+# Kedro takes `run` from this module (``kedro run`` and ``python -m mnist_pipeline``): its
+# own options and help, the same session, only the ending of an expected failure differs.
+run = click.Command(
+    name=kedro_run.name,
+    params=kedro_run.params,
+    callback=_run,
+    help=kedro_run.help,
+    short_help=kedro_run.short_help,
+)
 
 
 @click.group(name="mnist-pipeline")
 def cli() -> None:
     """Project commands of mnist-pipeline."""
+
+
+cli.add_command(run)
 
 
 def _parameters(env: str | None) -> dict[str, Any]:

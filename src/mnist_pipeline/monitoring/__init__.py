@@ -1,0 +1,1 @@
+"""Production monitoring: per-image summaries, inference-log reading, drift statistics."""

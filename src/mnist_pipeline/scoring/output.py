@@ -1,0 +1,147 @@
+"""Batch scores as Parquet through fsspec: per-partition files, then a manifest written last.
+
+Layout of an output folder (local, ``gs://``, ``abfs://``...)::
+
+    batch_scores/
+        part-00000-<job>.parquet    one file per Spark partition, written by its executor
+        part-00001-<job>.parquet
+        _manifest.json              written last by the driver: the files, counts, model
+
+**Atomicity.** The manifest is what makes an output complete; readers
+(:func:`read_scores`) read only the files it lists. Each job writes its parts under its
+own ``<job>`` token, so a running or failed job never touches the files of the
+previous complete output; the manifest is swapped in with one rename (local) or one
+object PUT (object stores), and only then are other jobs' files removed. A failed job
+removes its own parts (best effort); whatever it leaves is listed in no manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+
+from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES
+
+MANIFEST = "_manifest.json"
+FORMAT = "mnist-batch-scores/1"
+NUM_CLASSES = 10
+
+SCORES_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("digit", pa.int8()),
+        pa.field("probability", pa.float32()),
+        pa.field("probabilities", pa.list_(pa.float32())),  # ten, or null for an error row
+        *[pa.field(name, pa.float32()) for name in SUMMARY_FEATURES],
+        pa.field("label", pa.int8()),  # known labels (model-input shards), else null
+        pa.field("model_name", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("error", pa.string()),
+    ]
+)
+
+
+class ScoresNotFoundError(FileNotFoundError):
+    """No complete batch-scoring output at a location (no manifest)."""
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a local path made absolute (executors do not share the driver's cwd)."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def part_name(job: str, partition: int) -> str:
+    return f"part-{partition:05d}-{job}.parquet"
+
+
+def write_part(
+    folder: str,
+    name: str,
+    tables: Iterable[pa.Table],
+    storage_options: dict[str, Any] | None = None,
+) -> int:
+    """Stream ``tables`` into ``folder/name`` (one Parquet file); the number of rows."""
+    fs, root = url_to_fs(folder, **(storage_options or {}))
+    fs.makedirs(root, exist_ok=True)
+    rows = 0
+    with (
+        fs.open(posixpath.join(root, name), "wb") as handle,
+        pq.ParquetWriter(handle, SCORES_SCHEMA, compression="zstd") as writer,
+    ):
+        for table in tables:
+            writer.write_table(table)
+            rows += table.num_rows
+    return rows
+
+
+def commit(
+    folder: str, manifest: dict[str, Any], storage_options: dict[str, Any] | None = None
+) -> None:
+    """Write the manifest (the commit point), then remove files of other jobs."""
+    fs, root = url_to_fs(folder, **(storage_options or {}))
+    payload = json.dumps({"format": FORMAT, **manifest}, indent=2).encode()
+    target = posixpath.join(root, MANIFEST)
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" in protocols or "local" in protocols:
+        handle, tmp = tempfile.mkstemp(prefix=".manifest.", dir=root)
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    else:
+        fs.pipe_file(target, payload)  # one PUT: the object appears whole or not at all
+    keep = {entry["file"] for entry in manifest["files"]} | {MANIFEST}
+    for path in fs.ls(root, detail=False):
+        base = posixpath.basename(path.rstrip("/"))
+        if base.startswith("part-") and base not in keep:
+            fs.rm(path)
+
+
+def abort(folder: str, job: str, storage_options: dict[str, Any] | None = None) -> None:
+    """Remove a failed job's parts (best effort: they are in no manifest anyway)."""
+    try:
+        fs, root = url_to_fs(folder, **(storage_options or {}))
+        for path in fs.glob(posixpath.join(root, f"part-*-{job}.parquet")):
+            fs.rm(path)
+    except Exception:
+        pass
+
+
+def read_manifest(folder: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of a complete output.
+
+    Raises:
+        ScoresNotFoundError: no manifest (never written, or the job failed).
+    """
+    fs, root = url_to_fs(folder, **(storage_options or {}))
+    path = posixpath.join(root, MANIFEST)
+    if not fs.exists(path):
+        raise ScoresNotFoundError(
+            f"no complete batch-scoring output at {folder} (no {MANIFEST}): run "
+            "`kedro run --env gcp --pipelines batch_scoring` first, or the last run failed"
+        )
+    with fs.open(path, "rb") as handle:
+        manifest = json.load(handle)
+    if manifest.get("format") != FORMAT:
+        raise ScoresNotFoundError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
+    return manifest
+
+
+def read_scores(folder: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
+    """Every row of a complete output (only the files its manifest lists)."""
+    manifest = read_manifest(folder, storage_options)
+    fs, root = url_to_fs(folder, **(storage_options or {}))
+    tables = []
+    for entry in manifest["files"]:
+        with fs.open(posixpath.join(root, entry["file"]), "rb") as handle:
+            tables.append(pq.read_table(handle, schema=SCORES_SCHEMA))
+    return pa.concat_tables(tables) if tables else SCORES_SCHEMA.empty_table()

@@ -1,0 +1,102 @@
+"""A real production model for the batch-scoring and monitoring tests, built once per session.
+
+A small CNN (the trained-model contract: float32 (N, 28, 28, 1) values 0–255 in,
+``Rescaling(1/255)`` first, (N, 10) softmax out) trained 2 epochs on 24,000 real MNIST
+training images — about 98 % on the test set — logged with the project's own
+:func:`mnist_pipeline.registry.model.log_classifier` (the pyfunc the promotion registers)
+and aliased ``production`` in a SQLite registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.serving.registered_model import load_split
+
+NAME, ALIAS = "mnist_cnn", "production"
+TRAIN_IMAGES = 24_000
+_CACHE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ProductionModel:
+    registry_uri: str
+    version: str
+    root: Path
+    train: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+    name: str = NAME
+    alias: str = ALIAS
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}"
+
+
+def _train():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Rescaling(1 / 255),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def production_model(root: Path, mnist_dir: Path) -> ProductionModel:
+    """Train, log (project pyfunc) and register the model on first use."""
+    if "model" in _CACHE:
+        return _CACHE["model"]
+    import mlflow
+
+    from mnist_pipeline.registry.model import log_classifier
+
+    train, test = load_split(mnist_dir, "train"), load_split(mnist_dir, "t10k")
+    model = _train()
+    model.fit(
+        train["images"][:TRAIN_IMAGES, ..., None].astype(np.float32),
+        train["labels"][:TRAIN_IMAGES],
+        epochs=2,
+        batch_size=128,
+        verbose=0,
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'production.db'}"
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        client = mlflow.MlflowClient()
+        experiment = client.create_experiment("promotion", (root / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_classifier(model, test["images"][:3])
+        version = mlflow.register_model(info.model_uri, NAME).version
+        client.set_registered_model_alias(NAME, ALIAS, version)
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    _CACHE["model"] = ProductionModel(uri, str(version), root, train, test)
+    return _CACHE["model"]
+
+
+def production_model_fixture(tmp_path_factory, real_mnist_dir) -> ProductionModel:
+    return production_model(tmp_path_factory.getbasetemp() / "production-model", real_mnist_dir)
