@@ -17,6 +17,7 @@ otherwise); liveness routes stay open. The status route shows no filesystem path
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from .contract import RequestError, error_body, images_from_request, parse_json, predictions_body
 from .guards import json_depth, token_matches
+from .inference_log import InferenceLog
 from .predictor import BatchingPredictor
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ def create_app(
     model_info: dict[str, Any],
     limits: ServingLimits | None = None,
     token: str | None = None,
+    inference_log: InferenceLog | None = None,
 ) -> Starlette:
     """The ASGI app serving ``predictor`` under the name ``model_info["name"]``.
 
@@ -124,6 +127,7 @@ def create_app(
             shown by the status route (see :func:`public_model_info`).
         limits: request size limits.
         token: when set, predict and status routes need ``Authorization: Bearer <token>``.
+        inference_log: records every answered prediction (never blocks; see its module).
     """
     limits = limits or ServingLimits()
     name = str(model_info.get("name", "model"))
@@ -140,6 +144,7 @@ def create_app(
         return response
 
     async def predict(request: Request) -> Response:
+        started = time.perf_counter()
         if refused := unauthorized(request):
             return refused
         endpoint = request.path_params.get("model")
@@ -160,7 +165,10 @@ def create_app(
         except Exception as exc:  # the model itself failed: not the client's fault
             logger.exception("prediction failed")
             return _error(f"prediction failed: {type(exc).__name__}: {exc}", 500)
-        return Response(predictions_body(probabilities), media_type=JSON)
+        response = Response(predictions_body(probabilities), media_type=JSON)
+        if inference_log is not None:
+            inference_log.log_request(request.headers, images, probabilities, started, response)
+        return response
 
     async def status(request: Request) -> Response:
         endpoint = request.path_params["model"]
@@ -184,6 +192,7 @@ def create_app(
                 "model": public_info,
                 "batches": predictor.batches,
                 "images": predictor.images,
+                **({"inference_log": inference_log.status()} if inference_log else {}),
             }
         )
 

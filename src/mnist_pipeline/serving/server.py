@@ -32,6 +32,7 @@ from mnist_pipeline.processes import lifeline, stop_process_group
 
 from .app import ServingLimits, create_app
 from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
+from .inference_log import open_inference_log
 from .model import load_keras_model, redact_uri, resolve_model
 from .predictor import BatchingPredictor, CompiledModel, configure_threads
 
@@ -63,6 +64,9 @@ class ServerSettings:
         body_timeout_s: seconds from the end of the headers to the end of the body.
         max_header_bytes: request line and headers together (then 431).
         allow_unauthenticated: serve beyond loopback without a token (warned about).
+        inference_log: folder or URI of the inference log ("": none; see
+            :mod:`.inference_log`); inference_log_pixels: share of images logged with
+            raw pixels; inference_log_max_bytes: size bound of its local segments.
     """
 
     host: str = LOOPBACK
@@ -77,6 +81,9 @@ class ServerSettings:
     body_timeout_s: float = 20.0
     max_header_bytes: int = 16 * 1024
     allow_unauthenticated: bool = False
+    inference_log: str = ""
+    inference_log_pixels: float = 0.0
+    inference_log_max_bytes: int = 512 * 1024 * 1024
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> ServerSettings:
@@ -174,7 +181,8 @@ def run_server(
     started = time.perf_counter()
     model = load_keras_model(pinned, registry_uri)
     predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
-    app = create_app(predictor, info, settings.limits, token=token)
+    inference_log = open_inference_log(settings, info)
+    app = create_app(predictor, info, settings.limits, token=token, inference_log=inference_log)
     sock = bind_socket(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
@@ -197,6 +205,8 @@ def run_server(
         pass
     finally:
         predictor.close()
+        if inference_log is not None:
+            inference_log.close()
         sock.close()
         logger.info("Server at %s stopped.", url)
 

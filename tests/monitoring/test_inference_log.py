@@ -1,0 +1,142 @@
+"""The inference log on its own: records, request ids, pixel sampling, rotation, size bound,
+drop-and-count when the sink is stuck, upload of closed segments to an object store."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import fsspec
+import numpy as np
+import pytest
+
+from mnist_pipeline.serving.inference_log import (
+    InferenceLog,
+    InferenceLogSettings,
+    open_inference_log,
+)
+from mnist_pipeline.serving.server import ServerSettings
+
+INFO = {"name": "mnist_cnn", "version": "4"}
+
+
+def _batch(count: int = 3):
+    images = np.zeros((count, 28, 28, 1), np.float32)
+    images[:, 6:22, 12:16] = 255.0
+    probabilities = np.full((count, 10), 0.01, np.float32)
+    probabilities[:, 1] = 0.91
+    return images, probabilities
+
+
+def _lines(folder) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob("inference-*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+class _Response:
+    def __init__(self):
+        self.headers = {}
+
+
+def test_every_image_is_a_record_with_its_request_id_and_summaries(tmp_path):
+    log = InferenceLog(InferenceLogSettings(path=str(tmp_path / "log")), INFO)
+    images, probabilities = _batch(3)
+    response = _Response()
+    log.log_request({"X-Request-ID": "req-1"}, images, probabilities, 0.0, response)
+    log.log_request(
+        {"X-Traffic-Source": "validation"}, images[:1], probabilities[:1], 0.0, _Response()
+    )
+    log.close()
+    records = _lines(tmp_path / "log")
+    assert response.headers["X-Request-ID"] == "req-1"
+    assert len(records) == 4 and log.status()["records"] == 4
+    first = records[0]
+    assert first["request_id"] == "req-1" and first["source"] == "live"
+    assert (first["model_name"], first["model_version"]) == ("mnist_cnn", "4")
+    assert first["digit"] == 1 and first["probability"] == pytest.approx(0.91)
+    assert first["latency_ms"] > 0 and first["batch_size"] == 3
+    assert first["bbox_height"] == 16 and first["bbox_width"] == 4
+    assert first["ink_fraction"] == pytest.approx(64 / 784)
+    assert "pixels" not in first  # raw pixels are opt-in
+    assert records[3]["source"] == "validation" and len(records[3]["request_id"]) == 32
+
+
+def test_raw_pixels_are_logged_for_a_sampled_share(tmp_path):
+    log = InferenceLog(InferenceLogSettings(path=str(tmp_path), pixels_sample_rate=0.5), INFO)
+    images, probabilities = _batch(200)
+    log.record(images, probabilities, 0.001, "r")
+    log.close()
+    with_pixels = [r for r in _lines(tmp_path) if "pixels" in r]
+    assert 50 < len(with_pixels) < 150
+    assert len(with_pixels[0]["pixels"]) == 784 and max(with_pixels[0]["pixels"]) == 255
+
+
+def test_segments_rotate_and_the_oldest_go_beyond_the_size_bound(tmp_path):
+    settings = InferenceLogSettings(
+        path=str(tmp_path), max_segment_bytes=20_000, max_total_bytes=60_000
+    )
+    log = InferenceLog(settings, INFO)
+    images, probabilities = _batch(20)
+    for _ in range(60):
+        log.record(images, probabilities, 0.001, "r")
+        log.flush()
+    log.close()
+    status = log.status()
+    segments = sorted(tmp_path.glob("inference-*.jsonl"))
+    assert status["segments_closed"] >= 10 and status["segments_deleted"] >= 5
+    assert sum(path.stat().st_size for path in segments) <= 60_000 + 20_000 * 1.5
+    assert status["records"] == 1200 and status["dropped"] == 0
+
+
+def test_a_stuck_sink_never_blocks_the_caller_records_are_dropped_and_counted(tmp_path):
+    log = InferenceLog(InferenceLogSettings(path=str(tmp_path), queue_size=2), INFO)
+    release = threading.Event()
+    original = log._write
+
+    def stuck(batch):
+        release.wait(30)
+        original(batch)
+
+    log._write = stuck
+    images, probabilities = _batch(5)
+    accepted = [log.record(images, probabilities, 0.001, f"r{i}") for i in range(10)]
+    assert accepted.count(False) >= 7  # the writer holds one, the queue two
+    assert log.status()["dropped"] == 5 * accepted.count(False)
+    release.set()
+    log.close()
+    assert log.status()["records"] == 5 * accepted.count(True)
+
+
+def test_closed_segments_are_uploaded_to_an_object_store(tmp_path):
+    settings = InferenceLogSettings(
+        path="memory://inference-test/log", spool_dir=str(tmp_path / "spool"),
+        max_segment_bytes=10_000,
+    )  # fmt: skip
+    log = InferenceLog(settings, INFO)
+    images, probabilities = _batch(20)
+    for _ in range(5):
+        log.record(images, probabilities, 0.001, "r")
+        log.flush()
+    log.close()
+    fs = fsspec.filesystem("memory")
+    uploaded = sorted(fs.ls("/inference-test/log", detail=False))
+    assert len(uploaded) == log.status()["segments_uploaded"] >= 2
+    lines = b"".join(fs.cat_file(path) for path in uploaded).splitlines()
+    assert len(lines) == 100
+    assert not list((tmp_path / "spool").glob("*.jsonl"))  # nothing left locally
+
+
+def test_server_settings_turn_the_log_on_only_with_a_path(tmp_path):
+    assert open_inference_log(ServerSettings(), INFO) is None
+    settings = ServerSettings.from_params(
+        {"inference_log": str(tmp_path), "inference_log_pixels": "0.1"}
+    )
+    log = open_inference_log(settings, INFO)
+    assert log is not None and log.settings.pixels_sample_rate == 0.1
+    log.close()
+    assert f"--inference-log={tmp_path}" in settings.cli_args()  # reaches the server process
+    with pytest.raises(ValueError, match="pixels_sample_rate"):
+        InferenceLogSettings.from_params({"path": "x", "pixels_sample_rate": 2})
