@@ -28,7 +28,8 @@ with warnings.catch_warnings():
 from kedro.config import OmegaConfigLoader
 
 from mnist_pipeline.hooks import SparkHooks
-from mnist_pipeline.registry.hooks import MlflowLocalStoreHook
+from mnist_pipeline.parameters.hook import ParametersValidationHook
+from mnist_pipeline.registry.hooks import MlflowLocalStoreHook, RedactedParamsHook
 
 # kedro and kedro-mlflow call OmegaConf's old resolver API; the deprecation
 # notice is theirs to fix and only buries the run's own output.
@@ -55,4 +56,9 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Project hooks (kedro-mlflow registers its own through its entry point).
-HOOKS = (MlflowLocalStoreHook(), SparkHooks())
+HOOKS = (
+    MlflowLocalStoreHook(),
+    ParametersValidationHook(),  # before any node, before Spark starts
+    RedactedParamsHook(),  # before kedro-mlflow logs parameters
+    SparkHooks(),
+)

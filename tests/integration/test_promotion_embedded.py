@@ -59,7 +59,10 @@ def test_embedded_defaults_register_gate_and_promote(
     # The sandbox run carries metrics, per-epoch history, plots and lineage.
     sandbox_uri = f"sqlite:///{mlruns / 'sandbox.db'}"
     sandbox = mlflow.MlflowClient(tracking_uri=sandbox_uri, registry_uri=sandbox_uri)
-    candidate = json.loads((data / "06_models/candidate_model_version.json").read_text())
+    # The candidate is this run's own state (in memory); the verdict names what it judged.
+    assert not (data / "06_models/candidate_model_version.json").exists()
+    candidate = {"version": verdict["candidate_version"], **verdict["candidate"]}
+    assert report["candidate_version"] == candidate["version"]
     run = sandbox.get_run(candidate["run_id"])
     assert run.data.metrics["evaluation.test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     epochs_trained = len(tiny_model[1]["loss"])

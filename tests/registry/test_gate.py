@@ -6,7 +6,13 @@ import pytest
 
 from mnist_pipeline.registry.gate import GateConfigError, decide
 
-PARAMS = {"mode": "enabled", "min_accuracy": 0.99, "tolerance": 0.002}
+PARAMS = {
+    "mode": "enabled",
+    "metric": "test_accuracy",
+    "min_accuracy": 0.99,
+    "tolerance": 0.002,
+    "fail_run_on_refusal": True,
+}
 
 
 def _failed(verdict) -> list[str]:
@@ -51,13 +57,25 @@ def test_disabled_promotes_and_still_reports_the_checks():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"mode": "on"}, "mode must be one of"),
-        ({"min_accuracy": 1.5}, r"min_accuracy must be in \[0, 1\]"),
-        ({"tolerance": -0.1}, "tolerance must be"),
-        ({"min_accuracy": "high"}, "must be numbers"),
+        ({"mode": "on"}, r"gate.mode = 'on': input should be 'enabled', 'dry_run' or"),
+        ({"min_accuracy": 1.5}, r"gate.min_accuracy = 1.5: .* less than or equal to 1"),
+        ({"tolerance": -0.1}, r"gate.tolerance = -0.1: .* greater than or equal to 0"),
+        ({"min_accuracy": "high"}, r"gate.min_accuracy = 'high': input should be a valid number"),
+        ({"min_acuracy": 0.9}, r"gate.min_acuracy = 0.9: unknown key; allowed here: mode,"),
         ({"metric": "f1"}, "has no metric 'f1'"),
     ],
 )
 def test_bad_parameters_are_refused_with_the_key(params, message):
     with pytest.raises(GateConfigError, match=message):
         decide({"test_accuracy": 0.99}, None, {**PARAMS, **params})
+
+
+def test_a_candidate_exactly_at_the_minimum_passes_and_just_below_is_refused():
+    exact = {**PARAMS, "min_accuracy": 0.5, "tolerance": 0.25}
+    assert decide({"test_accuracy": 0.5}, None, exact)["passed"]
+    assert not decide({"test_accuracy": 0.4999}, None, exact)["passed"]
+    # The champion comparison's boundary: exactly champion - tolerance passes.
+    verdict = decide({"test_accuracy": 0.5}, {"test_accuracy": 0.75}, exact)
+    assert verdict["passed"] and _failed(verdict) == []
+    verdict = decide({"test_accuracy": 0.5}, {"test_accuracy": 0.7501}, exact)
+    assert _failed(verdict) == ["champion"]

@@ -28,11 +28,13 @@ def _train(small_model_input, config):
     )
 
 
-def test_spark_modes_refuse_to_start_without_a_spark_session(tmp_path):
+def test_spark_modes_refuse_to_start_without_a_spark_session(tmp_path, monkeypatch):
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    if SparkSession.getActiveSession() is not None:
-        pytest.skip("another test left a Spark session active")
+    # Whatever another test left running, this process has no Spark session for this test.
+    monkeypatch.setattr(SparkSession, "getActiveSession", classmethod(lambda cls: None))
+    monkeypatch.setattr(SparkContext, "_active_spark_context", None)
     config = small_config(tmp_path, "local")
     with pytest.raises(TrainingLaunchError, match="need a Spark session and none is active"):
         run_training(train_path="x", validation_path="y", fingerprint="f", config=config)

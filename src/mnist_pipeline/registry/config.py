@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 DATABRICKS_SCHEMES = ("databricks", "databricks-uc")
 _NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+# user:password@ of any URI in a text (a password may itself hold '@' or ':').
+_USERINFO = re.compile(r"(://[^/:@\s]+):[^/\s]*@")
 
 
 class RegistryConfigError(ValueError):
@@ -42,7 +44,19 @@ class RegistryConfigError(ValueError):
 
 def redact_uri(uri: str | None) -> str:
     """``scheme://user:password@host`` → ``scheme://user:***@host``; other URIs unchanged."""
-    return re.sub(r"(://[^/:@]+):[^/@]+@", r"\1:***@", uri or "")
+    return _USERINFO.sub(r"\1:***@", uri or "")
+
+
+def redact_values(value: Any) -> Any:
+    """A copy of ``value`` (nested dicts, lists, strings) with :func:`redact_uri` applied to
+    every string: what may be logged of parameters that hold URIs."""
+    if isinstance(value, str):
+        return redact_uri(value)
+    if isinstance(value, Mapping):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_values(item) for item in value)
+    return value
 
 
 def scheme_of(uri: str) -> str:

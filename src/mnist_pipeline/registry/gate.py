@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-MODES = ("enabled", "dry_run", "disabled")
-
 
 class GateConfigError(ValueError):
     """Gate parameters that cannot be applied."""
@@ -22,22 +20,14 @@ class GateRefusedError(RuntimeError):
 
 
 def _check_params(params: Mapping[str, Any]) -> tuple[str, str, float, float]:
-    mode = params.get("mode", "enabled")
-    if mode not in MODES:
-        raise GateConfigError(f"promotion.gate.mode must be one of {MODES}, got {mode!r}")
-    metric = str(params.get("metric", "test_accuracy"))
+    """The gate's parameters, checked by their one schema (:class:`~.schemas.Gate`)."""
+    from mnist_pipeline.parameters import ParametersError, check, schemas
+
     try:
-        min_value = float(params.get("min_accuracy", 0.99))
-        tolerance = float(params.get("tolerance", 0.0))
-    except (TypeError, ValueError) as exc:
-        raise GateConfigError(
-            f"promotion.gate.min_accuracy and .tolerance must be numbers: {exc}"
-        ) from exc
-    if not 0.0 <= min_value <= 1.0:
-        raise GateConfigError(f"promotion.gate.min_accuracy must be in [0, 1], got {min_value}")
-    if tolerance < 0:
-        raise GateConfigError(f"promotion.gate.tolerance must be ≥ 0, got {tolerance}")
-    return mode, metric, min_value, tolerance
+        gate = check(schemas.Gate, params, "promotion.gate")
+    except ParametersError as exc:
+        raise GateConfigError(str(exc)) from None
+    return gate.mode, gate.metric, gate.min_accuracy, gate.tolerance
 
 
 def decide(
@@ -50,9 +40,9 @@ def decide(
     Args:
         candidate: the candidate's metrics (must hold ``params["metric"]``).
         champion: the champion's metrics, or ``None`` when there is no champion yet.
-        params: ``mode`` (enabled | dry_run | disabled), ``metric`` (default
-            ``test_accuracy``), ``min_accuracy`` (default 0.99), ``tolerance`` (how much worse
-            than the champion the candidate may be, default 0).
+        params: ``promotion.gate``: ``mode`` (enabled | dry_run | disabled), ``metric``,
+            ``min_accuracy``, ``tolerance`` (how much worse than the champion the candidate
+            may be), ``fail_run_on_refusal``.
 
     Returns:
         ``{"mode", "passed", "promote", "reasons", "checks", "metric", "candidate",

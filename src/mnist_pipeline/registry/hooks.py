@@ -1,4 +1,4 @@
-"""A Kedro hook that prepares embedded MLflow stores before kedro-mlflow opens them."""
+"""Kedro hooks that run before kedro-mlflow's: embedded stores prepared, passwords redacted."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from mnist_pipeline.registry.config import absolute_store_uri, ensure_local_store
+from mnist_pipeline.registry.config import absolute_store_uri, ensure_local_store, redact_values
 
 _MLFLOW_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
@@ -38,3 +38,27 @@ class MlflowLocalStoreHook:
                 ensure_local_store(server[key])
         conf["server"] = server
         loader["mlflow"] = conf
+
+
+class RedactedParamsHook:
+    """What kedro-mlflow logs of parameters and run parameters: URIs without passwords.
+
+    kedro-mlflow logs every ``params:`` input of a node as a run parameter (in its own
+    ``before_node_run``) and the run's parameters as tags (in ``before_pipeline_run``): a
+    tracking URI with a password in it (``promotion.production.tracking_uri``) would be
+    stored in the sandbox. This hook runs first (``tryfirst``) and replaces those values, in
+    the copies that hooks see, by redacted copies. The node itself still gets the real value:
+    Kedro hands hooks a shallow copy of the inputs and the node the original.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        for key in ("runtime_params", "extra_params"):
+            if run_params.get(key):
+                run_params[key] = redact_values(run_params[key])
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self, inputs: dict[str, Any]) -> None:
+        for name in list(inputs):
+            if name.startswith("params:") or name == "parameters":
+                inputs[name] = redact_values(inputs[name])

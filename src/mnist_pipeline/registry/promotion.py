@@ -1,9 +1,13 @@
 """Promote a sandbox version into the production registry: copy, tag, verify, then alias.
 
-The order is the safety: the production alias moves only after the copy has been loaded from
-production and has predicted exactly what the sandbox version predicts on a sample of test
+The order is the safety: both registries are checked (distinct, reachable) before anything
+moves, even the sandbox alias; the production alias moves only after the copy has been loaded
+from production and has predicted exactly what the sandbox version predicts on a sample of test
 images. Any failure before that leaves the alias where it was. Promoting the same source
-version again finds its copy by lineage tag and creates no new production version.
+version again finds its copy by lineage tag and creates no new production version; two
+promotions racing each other settle on the lowest-numbered copy
+(:func:`~mnist_pipeline.registry.store.settle_duplicates`), so the registries stay idempotent
+without a lock shared between machines.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def lineage_tags(source: Workspace, candidate: Mapping[str, Any]) -> dict[str, s
         "lineage.model_sha256": str(candidate.get("model_sha256") or ""),
     }
     for key, value in (candidate.get("tags") or {}).items():
-        tags[f"lineage.{key}"] = str(value)
+        tags[f"lineage.{key}"] = redact_uri(str(value))
     for key, value in (candidate.get("metrics") or {}).items():
         tags[f"{store.METRIC_PREFIX}{key}"] = f"{float(value):.6f}"
     return tags
@@ -84,11 +88,16 @@ def promote(
     sample_images: np.ndarray,
     atol: float = 1e-6,
 ) -> dict[str, Any]:
-    """Copy ``candidate`` (a sandbox version) to ``target``, verify it, then move the alias.
+    """Check both registries, set the sandbox alias on ``candidate``, copy it to ``target``,
+    verify the copy, then move the production alias.
+
+    The one home of the promotion's checks: the node only calls this.
 
     Returns:
-        A report: ``action`` (``copied``, ``alias_moved`` — an earlier verified copy reused —
-        or ``noop``), the production version, the alias before and after, the verification.
+        A report: ``candidate_version`` (the sandbox version judged and promoted), ``action``
+        (``copied``, ``verified_existing_copy``, ``alias_moved`` — an earlier verified copy
+        reused — or ``noop``), the production version, the alias before and after, the
+        verification.
 
     Raises:
         RegistryUnreachableError: the production (or sandbox) registry did not answer.
@@ -96,10 +105,12 @@ def promote(
     """
     source_version = str(candidate["version"])
     check_distinct(source, target)
-    store.check_reachable(source)
+    source_client = store.check_reachable(source)
     client = store.check_reachable(target)
+    store.set_alias(source_client, source.model_name, source.alias, source_version)
     before = store.alias_version(client, target.model_name, target.alias)
     report: dict[str, Any] = {
+        "candidate_version": source_version,
         "source": {**source.describe(), "version": source_version},
         "target": target.describe(),
         "alias_before": None if before is None else str(before.version),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ from mnist_pipeline.registry.model import (
     log_classifier,
     predict_images,
 )
+from mnist_pipeline.registry.probe import bounded
 
 # Tags on registered versions (and on the production run that holds a copy).
 TAG_MODEL_SHA256 = "model_sha256"
@@ -37,8 +37,6 @@ TAG_SOURCE_KEY = "lineage.source_key"
 TAG_VERIFIED = "lineage.verified"
 LINEAGE_PREFIX = "lineage."
 METRIC_PREFIX = "metric."
-REACHABILITY_TIMEOUT_S = 10
-REACHABILITY_RETRIES = 1
 
 
 class RegistryError(RuntimeError):
@@ -78,26 +76,6 @@ def using(workspace: Workspace) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _quick_failure() -> Iterator[None]:
-    """Few retries and a short timeout (MLflow's defaults retry for minutes)."""
-    names = {
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(REACHABILITY_RETRIES),
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REACHABILITY_TIMEOUT_S),
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-    }
-    before = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def client_for(workspace: Workspace) -> MlflowClient:
     ensure_local_store(workspace.tracking_uri)
     ensure_local_store(workspace.registry_uri)
@@ -110,27 +88,34 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_reachable(workspace: Workspace) -> MlflowClient:
-    """Ask the tracking store and the registry one cheap question each, failing fast.
+    """Ask the tracking store and the registry one cheap question each, failing fast
+    (retries and timeouts bounded by :func:`mnist_pipeline.registry.probe.bounded`).
 
     Raises:
         RegistryUnreachableError: naming the workspace and its (redacted) URIs.
     """
-    client = client_for(workspace)
-    with _quick_failure():
+    try:
+        client = client_for(workspace)
+    except Exception as exc:  # a URI no MLflow store understands
+        raise RegistryUnreachableError(
+            f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} cannot be "
+            f"opened ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
+        ) from None
+    with bounded():
         try:
             client.search_experiments(max_results=1)
         except Exception as exc:
             raise RegistryUnreachableError(
                 f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} is "
                 f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
-            ) from exc
+            ) from None  # MLflow's own message may hold the URI's password
         try:
             client.search_registered_models(max_results=1)
         except Exception as exc:
             raise RegistryUnreachableError(
                 f"{workspace.label} model registry {redact_uri(workspace.registry_uri)} is "
                 f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
-            ) from exc
+            ) from None  # MLflow's own message may hold the URI's password
     return client
 
 
@@ -172,13 +157,34 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     return list(client.search_model_versions(f"name='{name}'"))
 
 
+def settle_duplicates(
+    client: MlflowClient, name: str, mine: ModelVersion, tag: str, value: str
+) -> ModelVersion:
+    """After creating ``mine``: of all versions tagged ``tag=value`` the lowest wins.
+
+    Two runs (two machines) that race between "look for an existing version" and "create
+    one" both create; each then keeps the lowest-numbered one and deletes its own if that
+    is a later duplicate. Version numbers only grow, so the lowest is never the one deleted
+    and both runs settle on the same version: idempotent in the registry itself, no lock.
+    """
+    matches = [v for v in _versions(client, name) if v.tags.get(tag) == value]
+    winner = min([mine, *matches], key=lambda v: int(v.version))
+    if str(winner.version) != str(mine.version):
+        client.delete_model_version(name, str(mine.version))
+    return winner
+
+
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name)
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:  # a concurrent run created it in between: fine
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -263,7 +269,9 @@ def register_candidate(
             model_id=info.model_id,
         )
         _wait_ready(client, model_name, version.version)
-        reused = False
+        winner = settle_duplicates(client, model_name, version, TAG_MODEL_SHA256, fingerprint)
+        reused = str(winner.version) != str(version.version)  # a concurrent run's version
+        version = winner
     return {
         "tracking_uri": redact_uri(tracking_uri),
         "registry_uri": redact_uri(registry_uri),
@@ -293,6 +301,23 @@ def find_copy(client: MlflowClient, target: Workspace, key: str) -> ModelVersion
     return min(matches, key=lambda v: int(v.version)) if matches else None
 
 
+def _ensure_experiment(client: MlflowClient, target: Workspace) -> str:
+    """The id of the target's experiment for copies, created if missing (race-safe)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(target.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(
+            target.experiment, artifact_location=target.artifact_location
+        )
+    except MlflowException as exc:  # a concurrent promotion created it in between
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(target.experiment).experiment_id
+
+
 def copy_version(
     source: Workspace, source_version: str, target: Workspace, lineage: Mapping[str, str]
 ) -> ModelVersion:
@@ -311,14 +336,7 @@ def copy_version(
         # The source registry's own bookkeeping names the source model: not part of the copy.
         with contextlib.suppress(FileNotFoundError):
             Path(local, "registered_model_meta").unlink()
-        experiment = client.get_experiment_by_name(target.experiment)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(
-                target.experiment, artifact_location=target.artifact_location
-            )
-        )
+        experiment_id = _ensure_experiment(client, target)
         run = client.create_run(
             experiment_id, run_name=f"copy-of-{source.model_name}-v{source_version}", tags=lineage
         )
@@ -337,7 +355,12 @@ def copy_version(
         tags={**lineage, TAG_VERIFIED: "false"},
     )
     _wait_ready(client, target.model_name, version.version)
-    return version
+    if TAG_SOURCE_KEY not in lineage:
+        return version
+    # A concurrent promotion of the same source version may have copied it too.
+    return settle_duplicates(
+        client, target.model_name, version, TAG_SOURCE_KEY, lineage[TAG_SOURCE_KEY]
+    )
 
 
 def predict(workspace: Workspace, version: str, images: np.ndarray) -> np.ndarray:

@@ -84,20 +84,33 @@ def resolve_model(name: str, alias: str, registry_uri: str) -> ModelReference:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from mnist_pipeline.registry import probe
+
     shown = redact_uri(registry_uri)
-    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    timeout_s, retries = probe.settings()
+    try:  # the reachability probe: bounded retries and timeout (not the artifact download)
+        client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+        with probe.bounded():
+            client.search_registered_models(max_results=1)
+    except Exception as exc:  # a garbage URI, a closed port, a server that never answers
+        raise ModelResolutionError(
+            f"the registry {shown} is unreachable ({retries + 1} attempts, {timeout_s} s "
+            f"timeout each): {type(exc).__name__}: {redact_uri(_first_line(exc))}"
+        ) from None  # MLflow's own message may hold the URI's password
     try:
-        version = client.get_model_version_by_alias(name, alias)
+        with probe.bounded():
+            version = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         raise ModelResolutionError(
             f"cannot resolve models:/{name}@{alias} in the registry {shown}: "
-            f"{_first_line(exc)}. Is the model promoted (registered with alias {alias!r})?"
-        ) from exc
+            f"{redact_uri(_first_line(exc))}. Is the model promoted (registered with alias "
+            f"{alias!r})?"
+        ) from None
     except Exception as exc:  # connection errors, unreadable stores
         raise ModelResolutionError(
             f"cannot read the registry {shown} to resolve models:/{name}@{alias}: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
+            f"{type(exc).__name__}: {redact_uri(_first_line(exc))}"
+        ) from None
     return ModelReference(
         name=name,
         alias=alias,

@@ -38,7 +38,13 @@ def stores(tmp_path, empty_store):
     params = {
         "model_name": "mnist_cnn",
         "champion_alias": "champion",
-        "gate": {"mode": "enabled", "min_accuracy": 0.5, "tolerance": 0.0},
+        "gate": {
+            "mode": "enabled",
+            "metric": "test_accuracy",
+            "min_accuracy": 0.5,
+            "tolerance": 0.0,
+            "fail_run_on_refusal": True,
+        },
         "production": {
             "tracking_uri": f"sqlite:///{tmp_path / 'prod' / 'production.db'}",
             "model_name": "mnist_cnn",
@@ -113,10 +119,10 @@ def test_dry_run_and_refusal_move_nothing(stores, tiny_model, mnist_slices):
     candidate = nodes.register_candidate(model, _metrics(0.3), FINGERPRINT, test, params)
 
     dry = {**params, "gate": {**params["gate"], "mode": "dry_run"}}
-    verdict = nodes.judge_candidate(candidate, dry)
+    verdict, _ = nodes.judge_candidate(candidate, dry)
     assert nodes.promote_candidate(candidate, verdict, test, dry)["action"] == "skipped"
 
-    verdict = nodes.judge_candidate(candidate, params)
+    verdict, _ = nodes.judge_candidate(candidate, params)
     with pytest.raises(GateRefusedError, match=r"0\.3000 < minimum 0\.5000"):
         nodes.promote_candidate(candidate, verdict, test, params)
     assert store.alias_version(mlflow.MlflowClient(), "mnist_cnn", "champion") is None
@@ -129,7 +135,7 @@ def test_a_copy_that_predicts_differently_never_gets_the_alias(stores, tiny_mode
     model, _ = tiny_model
     test = mnist_slices["test"]
     good = nodes.register_candidate(model, _metrics(0.9), FINGERPRINT, test, params)
-    verdict = nodes.judge_candidate(good, params)
+    verdict, _ = nodes.judge_candidate(good, params)
     assert nodes.promote_candidate(good, verdict, test, params)["action"] == "copied"
 
     # A second candidate whose production "copy" holds other weights (a corrupted copy):
@@ -146,3 +152,34 @@ def test_a_copy_that_predicts_differently_never_gets_the_alias(stores, tiny_mode
     assert (
         client.get_model_version("mnist_cnn", corrupt.version).tags["lineage.verified"] == "false"
     )
+
+
+def test_an_unreachable_production_moves_no_alias_anywhere(stores, tiny_model, mnist_slices):
+    from mnist_pipeline.registry import RegistryUnreachableError
+    from tests.integration.mlflow_servers import free_port
+
+    params, _ = stores
+    model, _ = tiny_model
+    test = mnist_slices["test"]
+    champion = nodes.register_candidate(model, _metrics(0.9), FINGERPRINT, test, params)
+    client = mlflow.MlflowClient()
+    store.set_alias(client, "mnist_cnn", "champion", champion["version"])
+    challenger = nodes.register_candidate(_noisy(model), _metrics(0.95), FINGERPRINT, test, params)
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    offline = {**params, "production": {**params["production"], "tracking_uri": down}}
+    decision, _ = nodes.judge_candidate(challenger, offline)
+    assert decision["promote"] and decision["candidate_version"] == "2"
+    with pytest.raises(RegistryUnreachableError, match=r"production tracking store .* is unr"):
+        nodes.promote_candidate(challenger, decision, test, offline)
+    assert str(store.alias_version(client, "mnist_cnn", "champion").version) == "1"
+
+
+def test_a_verdict_about_another_version_is_never_promoted(stores, tiny_model, mnist_slices):
+    params, target = stores
+    model, _ = tiny_model
+    test = mnist_slices["test"]
+    candidate = nodes.register_candidate(model, _metrics(0.9), FINGERPRINT, test, params)
+    decision, _ = nodes.judge_candidate(candidate, params)
+    with pytest.raises(ValueError, match=r"judged sandbox v7 but this run registered v1"):
+        nodes.promote_candidate(candidate, {**decision, "candidate_version": "7"}, test, params)
+    assert store.client_for(target).search_registered_models() == []

@@ -33,7 +33,7 @@ def predict_test_set(model: Any, test: dict[str, np.ndarray], params: dict[str, 
         params: ``batch_size``.
     """
     batch = to_model_batch(test["images"])
-    probabilities = model.predict(batch, batch_size=int(params.get("batch_size", 1024)), verbose=0)
+    probabilities = model.predict(batch, batch_size=int(params["batch_size"]), verbose=0)
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.shape != (len(batch), NUM_CLASSES):
         raise ValueError(
@@ -127,7 +127,7 @@ def plot_misclassified(
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
     wrong = wrong[np.argsort(-confidence, kind="stable")][
-        : int(params.get("max_misclassified", 36))
+        : int(params["max_misclassified"])
     ]
     columns = 6
     rows = max(1, -(-len(wrong) // columns))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from mnist_pipeline.registry import gate, promotion, store
+from mnist_pipeline.registry import gate, model_card, promotion, store
 from mnist_pipeline.registry.config import Workspace
 
 INPUT_EXAMPLE_IMAGES = 3
@@ -45,10 +46,13 @@ def register_candidate(
     )
 
 
-def judge_candidate(candidate: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def judge_candidate(
+    candidate: dict[str, Any], params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Apply the quality gate: minimum accuracy and the sandbox champion's metrics.
 
-    Returns the verdict (also set as ``gate.*`` tags on the run).
+    Returns the verdict twice: for the promotion node (this run's own state, in memory) and
+    for the ``gate_verdict`` report (also set as ``gate.*`` tags on the run).
     """
     sandbox = store.current_workspace(params["model_name"], params["champion_alias"])
     champion = store.alias_metrics(sandbox)
@@ -56,6 +60,9 @@ def judge_candidate(candidate: dict[str, Any], params: dict[str, Any]) -> dict[s
         candidate["metrics"], None if champion is None else champion["metrics"], params["gate"]
     )
     verdict["candidate_version"] = candidate["version"]
+    verdict["candidate"] = {
+        key: candidate.get(key) for key in ("model_uri", "run_id", "model_sha256", "reused")
+    }
     verdict["champion_version"] = None if champion is None else champion["version"]
     store.tag_active_run(
         {
@@ -65,13 +72,13 @@ def judge_candidate(candidate: dict[str, Any], params: dict[str, Any]) -> dict[s
             "gate.reasons": "; ".join(verdict["reasons"]),
         }
     )
-    return verdict
+    return verdict, verdict
 
 
 def sample_images(test: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
     """A seeded sample of raw test images for verifying the production copy."""
-    count = min(int(params.get("num_images", 256)), len(test["images"]))
-    rng = np.random.default_rng(int(params.get("seed", 0)))
+    count = min(int(params["num_images"]), len(test["images"]))
+    rng = np.random.default_rng(int(params["seed"]))
     return test["images"][np.sort(rng.choice(len(test["images"]), size=count, replace=False))]
 
 
@@ -87,9 +94,14 @@ def promote_candidate(
         GateRefusedError: refused in ``enabled`` mode and ``gate.fail_run_on_refusal``.
         RegistryUnreachableError, CopyMismatchError: production alias left where it was.
     """
+    if str(verdict.get("candidate_version")) != str(candidate["version"]):
+        raise ValueError(
+            f"the gate judged sandbox v{verdict.get('candidate_version')} but this run "
+            f"registered v{candidate['version']}: refusing to promote a version not judged"
+        )
     if not verdict["promote"]:
         reasons = "; ".join(verdict["reasons"])
-        if verdict["mode"] == "enabled" and params["gate"].get("fail_run_on_refusal", True):
+        if verdict["mode"] == "enabled" and params["gate"]["fail_run_on_refusal"]:
             raise gate.GateRefusedError(
                 f"sandbox {candidate['model_name']} v{candidate['version']} refused by the "
                 f"quality gate ({reasons}); production left untouched"
@@ -97,19 +109,36 @@ def promote_candidate(
         return {"action": "skipped", "candidate_version": candidate["version"], "reasons": reasons}
     target = Workspace.from_config("production", params["production"])
     sandbox = store.current_workspace(candidate["model_name"], params["champion_alias"])
-    promotion.check_distinct(sandbox, target)  # before anything moves, even in the sandbox
-    store.check_reachable(target)
-    store.set_alias(
-        store.client_for(sandbox), sandbox.model_name, sandbox.alias, candidate["version"]
-    )
     report = promotion.promote(
         sandbox,
         target,
         candidate,
         sample_images(test, params["verify"]),
-        atol=float(params["verify"].get("atol", 1e-6)),
+        atol=float(params["verify"]["atol"]),
     )
     store.tag_active_run(
         {"promotion.action": report["action"], "promotion.version": report["version"]}
     )
     return report
+
+
+def publish_model_card(
+    *,
+    report: dict[str, Any],
+    candidate: dict[str, Any],
+    verdict: dict[str, Any],
+    metrics: dict[str, Any],
+    per_class: pd.DataFrame,
+    fingerprint: dict[str, Any],
+    params: dict[str, Any],
+) -> str:
+    """The production version's model card: its registry description, logged beside it."""
+    return model_card.publish_promoted(
+        report=report,
+        candidate=candidate,
+        verdict=verdict,
+        metrics=metrics,
+        per_class=per_class.to_dict("records"),
+        data_fingerprint=str(fingerprint.get("model_input", "")),
+        production=params["production"],
+    )

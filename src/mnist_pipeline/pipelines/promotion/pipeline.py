@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import judge_candidate, promote_candidate, register_candidate
+from .nodes import judge_candidate, promote_candidate, publish_model_card, register_candidate
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -25,19 +25,34 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 judge_candidate,
                 inputs=["candidate_model_version", "params:promotion"],
-                outputs="gate_verdict",
+                # In memory for the next node (this run's own state), and the report.
+                outputs=["gate_decision", "gate_verdict"],
                 name="judge_candidate",
             ),
             Node(
                 promote_candidate,
                 inputs=[
                     "candidate_model_version",
-                    "gate_verdict",
+                    "gate_decision",
                     "mnist_test",
                     "params:promotion",
                 ],
                 outputs="promotion_report",
                 name="promote_candidate",
+            ),
+            Node(
+                publish_model_card,
+                inputs={
+                    "report": "promotion_report",
+                    "candidate": "candidate_model_version",
+                    "verdict": "gate_verdict",
+                    "metrics": "evaluation_metrics",
+                    "per_class": "per_class_report",
+                    "fingerprint": "model_input_fingerprint",
+                    "params": "params:promotion",
+                },
+                outputs="model_card",
+                name="publish_model_card",
             ),
         ],
         tags=["azure"],

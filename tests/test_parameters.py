@@ -1,0 +1,104 @@
+"""Parameters checked once before a run: typos, ranges, choices; only the stages being run."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.pipeline import Node, Pipeline
+
+from mnist_pipeline.parameters import SCHEMAS, ParametersError, keys_read_by, schemas, validate
+from mnist_pipeline.parameters.hook import ParametersValidationHook
+from mnist_pipeline.settings import CONFIG_LOADER_ARGS
+from tests.conftest import PROJECT_ROOT
+
+
+def _parameters(env: str) -> dict:
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)
+    return dict(loader["parameters"])
+
+
+@pytest.fixture(scope="module")
+def base() -> dict:
+    return _parameters("local")
+
+
+@pytest.mark.parametrize("env", ["local", "azure", "gcp"])
+def test_every_environments_parameters_are_valid(env):
+    validate(_parameters(env), SCHEMAS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("training", "epochs", -1), "training.epochs = -1: input should be greater than or"),
+        (("training", "batch_size", 0), "training.batch_size = 0: input should be greater than"),
+        (("training", "mode", "gpu"), "training.mode = 'gpu': input should be 'single_node', "),
+        (
+            ("promotion.gate", "min_acuracy", 0.9),
+            "promotion.gate.min_acuracy = 0.9: unknown key; allowed here: mode, metric, "
+            "min_accuracy, tolerance, fail_run_on_refusal",
+        ),
+        (("evaluation", "batch_size", "big"), "evaluation.batch_size = 'big': input should be"),
+        (("preprocessing", "validation_size", 0), "preprocessing.validation_size = 0: input"),
+    ],
+)
+def test_a_bad_value_names_the_key_the_value_and_what_is_allowed(base, change, message):
+    section, key, value = change
+    parameters = copy.deepcopy(base)
+    target = parameters
+    for part in section.split("."):
+        target = target[part]
+    target[key] = value
+    with pytest.raises(ParametersError) as error:
+        validate(parameters, SCHEMAS)
+    assert message in str(error.value)
+    assert len(str(error.value).splitlines()) == 2  # the heading and exactly this problem
+
+
+def test_a_password_in_a_bad_uri_value_is_not_repeated(base):
+    parameters = copy.deepcopy(base)
+    parameters["promotion"]["production"]["tracking_uri"] = "http://u:hunter2@h"
+    parameters["promotion"]["production"]["bogus"] = "http://u:hunter2@h"
+    with pytest.raises(ParametersError) as error:
+        validate(parameters, ["promotion"])
+    assert "hunter2" not in str(error.value) and "http://u:***@h" in str(error.value)
+
+
+def test_the_schemas_choices_are_the_codes_own():
+    from mnist_pipeline.training import model, runner
+
+    fields = schemas.Training.model_fields
+    assert set(fields["mode"].annotation.__args__) == set(runner.MODES)
+    optimizer = schemas.Optimizer.model_fields
+    assert set(optimizer["schedule"].annotation.__args__) == set(model.SCHEDULES)
+    assert set(optimizer["name"].annotation.__args__) == set(model._OPTIMIZERS)
+
+
+class _Catalog:
+    def __init__(self, parameters: dict) -> None:
+        self.parameters = parameters
+
+    def load(self, name: str) -> dict:
+        assert name == "parameters"
+        return self.parameters
+
+
+def _pipeline(*inputs: str) -> Pipeline:
+    return Pipeline([Node(lambda *a: None, list(inputs), None, name=f"n{i}") for i in (1,)])
+
+
+def test_the_hook_checks_only_the_stages_of_the_pipeline_being_run(base):
+    parameters = copy.deepcopy(base)
+    parameters["training"]["epochs"] = -1
+    hook = ParametersValidationHook()
+    # deploy (and kedro serve, which runs no pipeline) never read training's parameters
+    deploy = _pipeline("params:deploy_model", "params:serving", "mnist_t10k_raw")
+    hook.before_pipeline_run({}, deploy, _Catalog(parameters))
+    with pytest.raises(ParametersError, match=r"training\.epochs = -1"):
+        hook.before_pipeline_run({}, _pipeline("params:training.model"), _Catalog(parameters))
+    assert keys_read_by(["params:training.model", "x", "params:promotion"]) == {
+        "training",
+        "promotion",
+    }
