@@ -32,9 +32,13 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from kedro.io import AbstractDataset, DatasetError
 
+from mnist_pipeline.storage import storage_errors
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+#: What to change when the shards' storage fails (named in errors).
+SETTING = "the model input's path (catalog `{split}_model_input`, MNIST_STORAGE_ROOT)"
 FORMAT_VERSION = 1
 
 
@@ -90,6 +94,10 @@ def write_image_shards(
         target = tempfile.mkdtemp(prefix=f".{Path(root).name}.", dir=Path(root).parent)
     else:
         fs.makedirs(root, exist_ok=True)
+        # Objects cannot be swapped in as a folder: the old manifest goes first, so a
+        # set cut short by a failure is never read as complete (its manifest comes last).
+        if fs.exists(posixpath.join(root, MANIFEST)):
+            fs.rm_file(posixpath.join(root, MANIFEST))
 
     files = []
     try:
@@ -228,7 +236,8 @@ class ImageShardsDataset(AbstractDataset[dict[str, np.ndarray], ImageShards]):
         return {"path": self._path, "num_shards": self._num_shards}
 
     def load(self) -> ImageShards:
-        manifest = read_manifest(self._path, self._storage_options)
+        with storage_errors(self._path, SETTING, self._storage_options, "read"):
+            manifest = read_manifest(self._path, self._storage_options)
         # Workers get an absolute path: their working directory is not the project's.
         fs, root = url_to_fs(self._path, **(self._storage_options or {}))
         path = str(Path(root).resolve()) if _is_local(fs) else self._path
@@ -243,17 +252,19 @@ class ImageShardsDataset(AbstractDataset[dict[str, np.ndarray], ImageShards]):
         )
 
     def save(self, data: dict[str, np.ndarray]) -> None:
-        files = write_image_shards(
-            self._path,
-            np.asarray(data["images"]),
-            np.asarray(data["labels"]),
-            num_shards=self._num_shards,
-            storage_options=self._storage_options,
-        )
+        with storage_errors(self._path, SETTING, self._storage_options, "write"):
+            files = write_image_shards(
+                self._path,
+                np.asarray(data["images"]),
+                np.asarray(data["labels"]),
+                num_shards=self._num_shards,
+                storage_options=self._storage_options,
+            )
         logger.info(
             "Wrote %d examples in %d shards to %s", len(data["labels"]), len(files), self._path
         )
 
     def _exists(self) -> bool:
-        fs, root = url_to_fs(self._path, **(self._storage_options or {}))
-        return fs.exists(posixpath.join(root, MANIFEST))
+        with storage_errors(self._path, SETTING, self._storage_options, "read"):
+            fs, root = url_to_fs(self._path, **(self._storage_options or {}))
+            return fs.exists(posixpath.join(root, MANIFEST))

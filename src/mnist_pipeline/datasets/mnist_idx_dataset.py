@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from mnist_pipeline.storage import _reason, redact
+
 from ._io import atomic_write_bytes, read_bytes, sha256_hex, write_bytes
 from .idx import IDXFormatError, encode_idx, parse_idx
 
@@ -174,10 +176,12 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
         try:
             data = read_bytes(url, **self._storage_options)
         except Exception as exc:  # fsspec raises many types: network, auth, missing
+            detail = redact(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "")
             raise DatasetError(
-                f"Could not read {url}: {type(exc).__name__}: {exc}. Check the source "
+                f"Could not read {url}: {type(exc).__name__}: "
+                f"{redact(detail, self._storage_options)} ({_reason(exc)}). Check the source "
                 "(MNIST_SOURCE / globals.yml mnist.source), the network and credentials"
-            ) from exc
+            ) from None
         if expected is not None:
             found = sha256_hex(data)
             if found != expected:

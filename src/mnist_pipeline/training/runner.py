@@ -29,9 +29,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import storage
+
+from .checkpoint import load_model, remove_checkpoints
 from .progress import ProgressListener
 from .worker import train
 
@@ -223,6 +225,7 @@ def run_training(
     validation_path: str,
     fingerprint: str,
     config: Mapping[str, Any],
+    storage_options: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train in ``config['mode']`` and return the chief's result.
 
@@ -231,14 +234,20 @@ def run_training(
     max_restarts),
     ``output_dir``, ``checkpoint`` (dir, keep_after_success) and what
     :func:`.worker.train` reads.
+
+    The shard folders, ``checkpoint.dir`` and ``output_dir`` may be local paths or
+    object-storage URLs (``abfs://``, ``gs://``); ``storage_options`` (with fsspec's
+    configuration for their protocol, see :func:`mnist_pipeline.storage.resolve_options`)
+    is passed to every training process as an argument.
     """
     mode = config["mode"]
     distribution = dict(config.get("distribution", {}))
     if mode not in MODES:
         raise TrainingLaunchError(f"training.mode must be one of {MODES}, got {mode!r}")
     key = run_key(config, fingerprint)
-    checkpoint_dir = str(Path(config["checkpoint"]["dir"]) / key)
-    output_dir = str(Path(config["output_dir"]) / key)
+    checkpoint_dir = storage.join(storage.absolute(config["checkpoint"]["dir"]), key)
+    output_dir = storage.join(storage.absolute(config["output_dir"]), key)
+    options = storage.resolve_options(train_path, storage_options)
     spark = None
     host = "127.0.0.1"
     if mode in SPARK_MODES:
@@ -256,6 +265,7 @@ def run_training(
             "output_dir": output_dir,
             "checkpoint_dir": checkpoint_dir,
             "progress_address": progress.address,
+            "storage_options": options,
         }
         if mode == "single_node":
             result = train(**kwargs, strategy="default")
@@ -278,9 +288,7 @@ def run_training(
                 result = _run_with_restarts(spark, runner, distribution, checkpoint_dir, kwargs)
     wall_time = time.perf_counter() - started
     if not config["checkpoint"].get("keep_after_success", False):
-        import shutil
-
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        remove_checkpoints(checkpoint_dir, options)
     return TrainingResult(
         model_path=result["model_path"],
         history=result["history"],
@@ -296,8 +304,6 @@ def run_training(
     )
 
 
-def load_trained_model(path: str):
-    """Load the model the chief saved (driver side)."""
-    import keras
-
-    return keras.saving.load_model(path)
+def load_trained_model(path: str, storage_options: Mapping[str, Any] | None = None):
+    """Load the model the chief saved (driver side; downloaded first from object storage)."""
+    return load_model(path, storage.resolve_options(path, storage_options))

@@ -7,35 +7,30 @@ by reference, so executors import this module from the installed package.
 
 In every worker:
 
-* the model input is read by path and sharded by worker index
-  (:func:`mnist_pipeline.datasets.read_image_shards`);
+* the model input is read by URL (local path, ``abfs://``, ``gs://``) and sharded by
+  worker index (:func:`mnist_pipeline.datasets.read_image_shards`), with the storage
+  options passed in as an argument (executors see neither the driver's disk nor its
+  environment variables);
 * the last completed epoch is restored from the durable checkpoint folder, if any;
-* only the chief (worker 0) writes checkpoints and the final model; the other
-  workers write theirs to a temporary folder that is deleted at once, as
+* only the chief (worker 0) writes checkpoints and the final model, to any fsspec URL
+  (:mod:`.checkpoint`: one weights object per epoch, ``state.json`` last); the other
+  workers save theirs to a temporary folder that is deleted at once, as
   TensorFlow's multi-worker guide asks (every worker must run the same saving code);
 * the chief sends one line per epoch to the driver (:mod:`.progress`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from . import checkpoint
 from .progress import ProgressSender
 
 logger = logging.getLogger(__name__)
-
-WEIGHTS_FILE = "latest.weights.h5"
-STATE_FILE = "state.json"
-MODEL_FILE = "mnist_cnn.keras"
 
 #: How :func:`train` finds its ``tf.distribute`` strategy.
 STRATEGIES = ("default", "runner", "custom")
@@ -82,36 +77,6 @@ def _worker_position(strategy) -> tuple[int, int]:
     return int(resolver.task_id or 0), max(len(workers), 1)
 
 
-def _write_dir(target: str, is_chief: bool) -> str:
-    """Where this worker writes: the real place for the chief, a temporary one otherwise."""
-    if is_chief:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        return target
-    return tempfile.mkdtemp(prefix="mnist-worker-")
-
-
-def _read_state(checkpoint_dir: str) -> dict[str, Any] | None:
-    state_path = Path(checkpoint_dir) / STATE_FILE
-    if not (state_path.is_file() and (Path(checkpoint_dir) / WEIGHTS_FILE).is_file()):
-        return None
-    return json.loads(state_path.read_text())
-
-
-def _save_checkpoint(model, checkpoint_dir: str, state: dict[str, Any], is_chief: bool) -> None:
-    """Weights, then the state that names them, each swapped in atomically."""
-    folder = _write_dir(checkpoint_dir, is_chief)
-    try:
-        weights = Path(folder) / f".tmp-{WEIGHTS_FILE}"
-        model.save_weights(str(weights))
-        os.replace(weights, Path(folder) / WEIGHTS_FILE)
-        state_tmp = Path(folder) / f".tmp-{STATE_FILE}"
-        state_tmp.write_text(json.dumps(state, indent=2))
-        os.replace(state_tmp, Path(folder) / STATE_FILE)
-    finally:
-        if not is_chief:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def _dataset(images, labels, batch_size: int, *, seed: int | None):
     """An endless stream of full batches (fit bounds it with a step count)."""
     import tensorflow as tf
@@ -137,6 +102,7 @@ def train(
     progress_address: tuple[str, int] | None = None,
     strategy: str = "default",
     communication: str = "auto",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the CNN in this process and return where the chief saved it.
 
@@ -152,6 +118,8 @@ def train(
             runner already opened a ``MultiWorkerMirroredStrategy`` scope) or
             ``custom`` (build our own, with ``communication``).
         communication: the collective implementation in ``custom``: auto, ring, nccl.
+        storage_options: fsspec options (credentials included) for the shards, the
+            checkpoints and the model (:func:`mnist_pipeline.storage.resolve_options`).
 
     Returns:
         ``model_path`` (chief only; ``None`` elsewhere), ``history`` (metric →
@@ -190,10 +158,11 @@ def train(
     # ``batch_size`` is the global batch: tf.distribute splits each worker's batches
     # so that one step consumes ``batch_size`` examples across all workers. Every
     # worker takes the same number of steps, whatever the size of its shard files.
-    images, labels = read_image_shards(train_path, worker_index, num_workers)
-    val_images, val_labels = read_image_shards(validation_path, worker_index, num_workers)
-    total = int(read_manifest(train_path)["num_examples"])
-    val_total = int(read_manifest(validation_path)["num_examples"])
+    options = dict(storage_options or {})
+    images, labels = read_image_shards(train_path, worker_index, num_workers, options)
+    val_images, val_labels = read_image_shards(validation_path, worker_index, num_workers, options)
+    total = int(read_manifest(train_path, options)["num_examples"])
+    val_total = int(read_manifest(validation_path, options)["num_examples"])
     steps_per_epoch = max(total // batch_size, 1)
     validation_steps = max(math.ceil(val_total / batch_size), 1)
     train_data = _dataset(images, labels, batch_size, seed=seed + worker_index)
@@ -202,11 +171,11 @@ def train(
     scope = distribution.scope() if strategy == "custom" else _null_scope()
     with scope:
         model = compile_model(build_core_model(config["model"]), config["optimizer"])
-        state = _read_state(checkpoint_dir)
+        state = checkpoint.read_state(checkpoint_dir, options)
         initial_epoch, history = 0, {}
         if state is not None:
             model.optimizer.build(model.trainable_variables)
-            model.load_weights(str(Path(checkpoint_dir) / WEIGHTS_FILE))
+            checkpoint.load_weights(model, checkpoint_dir, state, options)
             initial_epoch, history = int(state["epoch"]), dict(state["history"])
             reporter.send(event="resume", epoch=initial_epoch, checkpoint_dir=checkpoint_dir)
 
@@ -221,11 +190,12 @@ def train(
                 figures = {key: float(value) for key, value in (logs or {}).items()}
                 for key, value in figures.items():
                     history.setdefault(key, []).append(value)
-                _save_checkpoint(
+                checkpoint.save_checkpoint(
                     self.model,
                     checkpoint_dir,
                     {"epoch": epoch + 1, "epochs": epochs, "history": history},
-                    is_chief,
+                    is_chief=is_chief,
+                    options=options,
                 )
                 reporter.send(
                     event="epoch",
@@ -250,11 +220,9 @@ def train(
             )
         fit_time = time.perf_counter() - started
 
-        folder = _write_dir(output_dir, is_chief)
-        model_path = str(Path(folder) / MODEL_FILE)
-        with_preprocessing(model).save(model_path)
-        if not is_chief:
-            shutil.rmtree(folder, ignore_errors=True)
+        model_path = checkpoint.save_model(
+            with_preprocessing(model), output_dir, is_chief=is_chief, options=options
+        )
 
     result = {
         "model_path": model_path if is_chief else None,

@@ -30,8 +30,10 @@ def train_model(
         validation_path=validation.path,
         fingerprint=fingerprint["model_input"],
         config=params,
+        storage_options=train.storage_options,
     )
-    return load_trained_model(result.model_path), result.history, summarise(result, params)
+    model = load_trained_model(result.model_path, train.storage_options)
+    return model, result.history, summarise(result, params)
 
 
 def summarise(result: TrainingResult, params: dict[str, Any]) -> dict[str, Any]:

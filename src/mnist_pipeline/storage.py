@@ -1,0 +1,246 @@
+"""Storage that training processes share: a local folder, ``abfs://``, ``gs://``, … via fsspec.
+
+Training workers on a real cluster see the installed code but not the driver's disk
+nor its environment variables. So everything they read or write goes through an
+fsspec URL, and the storage options that open it (credentials included) travel with
+the call as plain arguments (:func:`resolve_options` collects them in the driver).
+
+Where storage options come from, in order (later wins):
+
+1. fsspec's own configuration for the URL's protocol: the ``FSSPEC_<PROTOCOL>``
+   (JSON object) and ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables, e.g.
+   ``FSSPEC_ABFS_CONNECTION_STRING`` or ``FSSPEC_GS='{"endpoint_url": …}'``
+   (docs/cloud.md); read once in the driver;
+2. options given explicitly (a dataset's ``credentials``/``fs_args``).
+
+Nothing here logs option values, and :class:`StorageError` messages name the URL and
+the setting to fix, never a key.
+
+Object stores publish an object only when its upload completes, so a cut upload leaves
+no half object; what makes a *set* of objects complete (shards, a checkpoint) is one
+small object written last that names the others (a manifest, ``state.json``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import fsspec.config
+from fsspec.core import split_protocol, url_to_fs
+
+# gcsfs first probes a bucket's type over gRPC and waits 60 s before falling back
+# when that endpoint is not there (emulators); the probe only matters for
+# hierarchical-namespace buckets, which this project does not use.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+#: Option names whose values are secrets (never printed).
+_SECRET = re.compile(r"key|secret|token|password|connection_string|sas|credential", re.I)
+
+
+class StorageError(OSError):
+    """Object storage could not be reached or used; the message names the URL and the setting."""
+
+
+def protocol(url: str) -> str:
+    """The URL's fsspec protocol (``file`` for plain paths)."""
+    return split_protocol(str(url))[0] or "file"
+
+
+def is_local(url: str) -> bool:
+    """Whether ``url`` is a path on this machine's disk."""
+    return protocol(url) in ("file", "local")
+
+
+def join(url: str, *parts: str) -> str:
+    """``url`` / parts, for paths and URLs alike."""
+    if is_local(url):
+        return str(Path(url, *parts))
+    return posixpath.join(str(url).rstrip("/"), *parts)
+
+
+def absolute(url: str) -> str:
+    """An absolute path for local paths (workers run in another working directory)."""
+    return str(Path(url).resolve()) if is_local(url) else str(url)
+
+
+def resolve_options(url: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The storage options that open ``url``: fsspec's configuration, then ``options``.
+
+    Collected in the driver and passed on to training processes as arguments, because
+    environment variables set in the driver do not reach executors on a cluster.
+    """
+    if is_local(url):
+        return dict(options or {})
+    name = protocol(url)
+    aliases = {name}
+    with contextlib.suppress(ValueError, ImportError):
+        cls = fsspec.get_filesystem_class(name)
+        aliases |= set(cls.protocol if isinstance(cls.protocol, (tuple, list)) else [cls.protocol])
+    merged: dict[str, Any] = {}
+    for alias in sorted(aliases):
+        merged.update(fsspec.config.conf.get(alias, {}))
+    merged.update(options or {})
+    return merged
+
+
+def redact(text: str, options: Mapping[str, Any] | None = None) -> str:
+    """``text`` with every secret option value (and any ``AccountKey=…``) replaced by ``***``."""
+    for key, value in (options or {}).items():
+        if _SECRET.search(str(key)) and isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, "***")
+            for part in value.split(";"):
+                if "=" in part and len(part.split("=", 1)[1]) >= 8:
+                    text = text.replace(part.split("=", 1)[1], "***")
+    return re.sub(r"(AccountKey|SharedAccessSignature|sig)=[^;&\s'\"]+", r"\1=***", text)
+
+
+def _reason(exc: BaseException) -> str:
+    """What kind of failure ``exc`` is, in words a user can act on."""
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = text.lower()
+    if isinstance(exc, FileNotFoundError) or any(
+        word in lowered
+        for word in ("containernotfound", "container does not exist", "nosuchbucket", "404")
+    ):
+        return "not found (a missing file, container or bucket)"
+    if any(
+        word in lowered
+        for word in ("authenticationfailed", "authorizationfailure", "403", "401", "signature")
+    ):
+        return "access denied: the credentials were refused"
+    if any(
+        word in lowered
+        for word in (
+            "connection refused",
+            "cannot connect",
+            "connect call failed",
+            "connectionerror",
+            "connection reset",
+            "connection aborted",
+            "serverdisconnected",
+            "remotedisconnected",
+            "incompleteread",
+            "timeout",
+            "temporary failure in name resolution",
+            "max retries exceeded",
+        )
+    ):
+        return "the storage endpoint cannot be reached or dropped the connection"
+    return "storage error"
+
+
+@contextlib.contextmanager
+def storage_errors(
+    url: str, setting: str, options: Mapping[str, Any] | None = None, action: str = "access"
+) -> Iterator[None]:
+    """Turn any storage failure inside the block into a :class:`StorageError` naming the URL.
+
+    ``setting`` is what the user changes to fix it (a parameter, a variable).
+    """
+    try:
+        yield
+    except (StorageError, ValueError, TypeError, LookupError):
+        raise  # already clear, or not a storage failure
+    except Exception as exc:
+        if type(exc).__name__ == "DatasetError":
+            raise
+        detail = redact(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "", options)
+        raise StorageError(
+            f"could not {action} {url}: {_reason(exc)} ({type(exc).__name__}: {detail}). "
+            f"Check {setting} and the storage options/credentials for "
+            f"{protocol(url)}:// (docs/cloud.md)"
+        ) from None
+
+
+def filesystem(url: str, options: Mapping[str, Any] | None = None):
+    """``(fs, path)`` for ``url`` with ``options``."""
+    return url_to_fs(str(url), **dict(options or {}))
+
+
+def write_bytes(url: str, data: bytes, options: Mapping[str, Any] | None = None) -> None:
+    """One object/file: atomic on local disk (rename), whole-or-nothing on object stores."""
+    from mnist_pipeline.datasets._io import write_bytes as _write
+
+    _write(url, data, **dict(options or {}))
+
+
+def read_bytes(url: str, options: Mapping[str, Any] | None = None) -> bytes:
+    fs, path = filesystem(url, options)
+    with fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def exists(url: str, options: Mapping[str, Any] | None = None) -> bool:
+    fs, path = filesystem(url, options)
+    return bool(fs.exists(path))
+
+
+def upload(local_path: str | os.PathLike[str], url: str, options: Mapping[str, Any] | None = None):
+    """Copy a local file to ``url`` (an object store publishes it when complete)."""
+    fs, path = filesystem(url, options)
+    if is_local(url):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(path).with_name(f".{Path(path).name}.part")
+        shutil.copyfile(local_path, tmp)
+        os.replace(tmp, path)
+        return
+    fs.put_file(str(local_path), path)
+
+
+def download(
+    url: str, local_path: str | os.PathLike[str], options: Mapping[str, Any] | None = None
+):
+    """Copy ``url`` to a local file."""
+    fs, path = filesystem(url, options)
+    fs.get_file(path, str(local_path))
+
+
+def listdir(url: str, options: Mapping[str, Any] | None = None) -> list[str]:
+    """Base names directly under ``url`` (empty when it does not exist)."""
+    fs, path = filesystem(url, options)
+    try:
+        entries = fs.ls(path, detail=False, refresh=True) if not is_local(url) else fs.ls(path)
+    except FileNotFoundError:
+        return []
+    return sorted(posixpath.basename(str(entry).rstrip("/")) for entry in entries)
+
+
+def remove(url: str, options: Mapping[str, Any] | None = None) -> None:
+    """Delete one file/object; missing is fine."""
+    fs, path = filesystem(url, options)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
+
+
+def remove_tree(url: str, options: Mapping[str, Any] | None = None) -> None:
+    """Delete a folder/prefix and everything under it; missing is fine."""
+    if is_local(url):
+        shutil.rmtree(url, ignore_errors=True)
+        return
+    fs, path = filesystem(url, options)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
+
+
+@contextlib.contextmanager
+def local_copy(url: str, options: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """A local path holding ``url``'s content for the block (the path itself when local)."""
+    if is_local(url):
+        yield str(url)
+        return
+    folder = tempfile.mkdtemp(prefix="mnist-download-")
+    try:
+        target = os.path.join(folder, posixpath.basename(str(url).rstrip("/")))
+        download(url, target, options)
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
