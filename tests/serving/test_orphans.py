@@ -23,7 +23,7 @@ import requests
 
 from tests.serving.registered_model import RegisteredModel
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts a real server (TensorFlow)
 
 PARENT = """
 import json, sys
