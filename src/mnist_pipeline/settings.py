@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 from mnist_pipeline.runtime_env import apply_defaults
@@ -12,17 +13,19 @@ from mnist_pipeline.runtime_env import apply_defaults
 apply_defaults()
 
 # kedro-mlflow's KedroPipelineModel (a PythonModel without type hints) makes MLflow say
-# "Add type hints to the `predict` method" when kedro-mlflow is imported: theirs, silenced
+# "Add type hints to the `predict` method" when kedro-mlflow is imported: theirs, dropped
 # for that import only (the project's own pyfunc is annotated, so MLflow stays free to warn
-# about it).
-with warnings.catch_warnings():
-    warnings.filterwarnings(
-        "ignore",
-        message=r"(\x1b\[\d+m)?Add type hints to the `predict` method",
-        category=UserWarning,
-        module=r"mlflow\.pyfunc\.utils\.data_validation",
-    )
+# about it). A filter cannot do it: MLflow wraps the check in its own
+# ``simplefilter("once")``, so the import's warnings are recorded instead and every other
+# one is shown as usual.
+_KEDRO_MLFLOW_TYPE_HINTS = re.compile(r"(\x1b\[\d+m)?Add type hints to the `predict` method")
+with warnings.catch_warnings(record=True) as _caught:
     import kedro_mlflow.mlflow  # noqa: F401
+for _warning in _caught:
+    if not _KEDRO_MLFLOW_TYPE_HINTS.match(str(_warning.message)):
+        warnings.showwarning(
+            _warning.message, _warning.category, _warning.filename, _warning.lineno
+        )
 
 # ruff: noqa: E402  (the defaults above must come before the imports below)
 from kedro.config import OmegaConfigLoader
