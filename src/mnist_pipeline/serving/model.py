@@ -133,18 +133,28 @@ def load_keras_model(model_uri: str, registry_uri: str | None = None) -> Any:
         ModelResolutionError: the model's files cannot be downloaded.
         ModelLoadError: the files hold no Keras model (neither flavor above).
     """
+    with tempfile.TemporaryDirectory(prefix="mnist-serving-") as tmp:
+        local = download_model(model_uri, registry_uri, Path(tmp))
+        return _keras_model_from_folder(local, model_uri)
+
+
+def download_model(model_uri: str, registry_uri: str | None, dst: Path) -> Path:
+    """Download ``model_uri`` from the registry into ``dst``; the local model folder.
+
+    Raises:
+        ModelResolutionError: the model's files cannot be downloaded.
+    """
     import mlflow
 
-    with tempfile.TemporaryDirectory(prefix="mnist-serving-") as tmp:
-        try:
-            with registry(registry_uri):
-                local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
-        except Exception as exc:
-            raise ModelResolutionError(
-                f"cannot download {model_uri} from the registry {redact_uri(registry_uri or '')}: "
-                f"{type(exc).__name__}: {_first_line(exc)}"
-            ) from exc
-        return _keras_model_from_folder(Path(local), model_uri)
+    try:
+        with registry(registry_uri):
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
+    except Exception as exc:
+        raise ModelResolutionError(
+            f"cannot download {model_uri} from the registry {redact_uri(registry_uri or '')}: "
+            f"{type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    return Path(local)
 
 
 def _keras_model_from_folder(folder: Path, model_uri: str) -> Any:

@@ -3,6 +3,11 @@
 Like TFX's InfraValidator: the model is loaded the way production loads it, served by
 the real server process on 127.0.0.1, and asked over HTTP. It is deployable only if
 
+* it loads and predicts in **its own fresh environment** — its pinned requirements only,
+  without this project, as ``mlflow models serve`` and Databricks Model Serving load it
+  (:mod:`mnist_pipeline.registry.model_env`, ``mlflow models predict --env-manager uv``) —
+  and predicts there what it predicts offline (a model pickled against project code fails
+  here, and the report says why),
 * the server starts and answers both request formats,
 * every served prediction equals the offline prediction (``model.predict`` in this
   process) — same digit, probabilities within ``atol``,
@@ -17,15 +22,18 @@ says which checks failed and why (the deploy pipeline saves it, then refuses).
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import requests
 
 from mnist_pipeline.image_contract import to_model_batch
+from mnist_pipeline.registry import model_env
 
-from .model import load_keras_model, redact_uri, resolve_model
+from .model import download_model, load_keras_model, redact_uri, resolve_model
 from .server import ServerProcess, ServerSettings
 
 REQUEST_TIMEOUT_S = 60.0
@@ -102,6 +110,8 @@ def validate_in_server(
     labels: np.ndarray,
     checks: dict[str, Any],
     server: dict[str, Any] | None = None,
+    *,
+    environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Serve ``models:/<name>@<alias>`` in a real server and check it; return the report.
 
@@ -114,6 +124,9 @@ def validate_in_server(
             ``startup_timeout_s``.
         server: :class:`~.server.ServerSettings` fields (host/port are ignored:
             validation always uses 127.0.0.1 and a free port).
+        environment: the fresh-environment check (``deploy_environment`` parameters):
+            ``enabled``, ``env_manager``, ``env_root``, ``build_if_missing``,
+            ``num_images``; ``None`` skips it.
 
     Returns:
         The deployment report: ``deployable``, ``failures`` (why not), the model
@@ -142,10 +155,22 @@ def validate_in_server(
     try:
         reference = resolve_model(model["name"], model["alias"], model["registry_uri"])
         report["model"] = reference.to_dict()
+        batch = to_model_batch(images)
+        fresh = None
+        if environment and environment.get("enabled", True):
+            stage = "loading the model in its own fresh environment"
+            fresh = _predict_in_fresh_env(
+                reference.model_uri, model["registry_uri"], batch, environment, report
+            )
+            if fresh is None:  # it cannot load where the serving platforms load it
+                report["deployable"] = False
+                report["duration_s"] = round(time.perf_counter() - began, 2)
+                return report
         stage = "loading the model offline"
         keras_model = load_keras_model(reference.model_uri, model["registry_uri"])
-        batch = to_model_batch(images)
         offline = np.asarray(keras_model.predict(batch, batch_size=256, verbose=0), np.float32)
+        if fresh is not None:
+            _compare_fresh(report, fresh, offline[: len(fresh)], atol)
         stage = "starting the model server"
         # The server makes and removes its own temporary folder (its log); should this
         # run be killed, the server removes it and stops by itself (its lifeline).
@@ -198,6 +223,55 @@ def validate_in_server(
     report["deployable"] = not report["failures"]
     report["duration_s"] = round(time.perf_counter() - began, 2)
     return report
+
+
+def _predict_in_fresh_env(
+    model_uri: str,
+    registry_uri: str,
+    batch: np.ndarray,
+    environment: dict[str, Any],
+    report: dict[str, Any],
+) -> np.ndarray | None:
+    """Predict the first ``num_images`` in the model's own environment; ``None``: it failed."""
+    count = min(int(environment.get("num_images", 100)), len(batch))
+    manager = str(environment.get("env_manager", model_env.ENV_MANAGER))
+    report["fresh_env"] = {"env_manager": manager, "num_images": count, "loaded": False}
+    try:
+        with tempfile.TemporaryDirectory(prefix="mnist-fresh-env-") as tmp:
+            folder = download_model(model_uri, registry_uri, Path(tmp))
+            predictions, info = model_env.predict_in_fresh_env(
+                folder,
+                batch[:count, ..., 0],
+                environment.get("env_root"),
+                env_manager=manager,
+                build_if_missing=bool(environment.get("build_if_missing", True)),
+            )
+    except model_env.FreshEnvError as exc:
+        report["fresh_env"]["reason"] = str(exc)
+        report["failures"].append(
+            f"the model does not load in its own environment (its requirements only, as "
+            f"MLflow and Databricks Model Serving build it): {exc}"
+        )
+        return None
+    report["fresh_env"].update(info, loaded=True)
+    return predictions
+
+
+def _compare_fresh(
+    report: dict[str, Any], fresh: np.ndarray, offline: np.ndarray, atol: float
+) -> None:
+    differing = int((fresh.argmax(axis=1) != offline.argmax(axis=1)).sum())
+    max_diff = float(np.abs(fresh - offline).max()) if fresh.shape == offline.shape else np.inf
+    report["fresh_env"].update(
+        digits_differing_from_offline=differing,
+        max_abs_probability_difference=max_diff,
+        predictions_match=differing == 0 and max_diff <= atol,
+    )
+    if differing or max_diff > atol:
+        report["failures"].append(
+            f"in its own environment the model predicts differently from offline: {differing} "
+            f"of {len(offline)} digits differ, max |Δp| = {max_diff:.2e} (allowed {atol:g})"
+        )
 
 
 def _compare(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline import serving
+from mnist_pipeline.registry import model_card
 
 
 class DeploymentRejectedError(RuntimeError):
@@ -41,8 +42,9 @@ def validate_production_model(
     model: dict[str, Any],
     validation: dict[str, Any],
     server: dict[str, Any],
+    environment: dict[str, Any],
 ) -> dict[str, Any]:
-    """Serve ``models:/<name>@<alias>`` in a real server, check it, return the deployment report.
+    """Check ``models:/<name>@<alias>`` in its own fresh environment and in a real server.
 
     Never raises for a failed check: the report's ``failures`` say what failed, and
     :func:`approve_deployment` turns them into an error after the report is saved.
@@ -53,6 +55,7 @@ def validate_production_model(
         validation_batch["labels"],
         validation,
         server,
+        environment=environment,
     )
 
 
@@ -68,6 +71,18 @@ def summarise_deployment(report: dict[str, Any]) -> str:
         f"- registry: `{model.get('registry_uri', '?')}`",
         f"- checked at: {report.get('checked_at', '?')} in {report.get('duration_s', '?')} s",
     ]
+    if fresh := report.get("fresh_env"):
+        lines.append(
+            f"- own environment ({fresh.get('env_manager')}, requirements only): "
+            + (
+                f"loaded, {'reused' if fresh.get('reused') else 'built'} "
+                f"({fresh.get('predict_s', fresh.get('build_and_predict_s'))} s), "
+                f"{fresh.get('digits_differing_from_offline', '?')} of "
+                f"{fresh.get('num_images')} digits differ from offline"
+                if fresh.get("loaded")
+                else f"did not load: {fresh.get('reason')}"
+            )
+        )
     if server := report.get("server"):
         lines.append(f"- server: {server['url']} (ready after {server['startup_s']} s)")
     if checks := report.get("validation"):
@@ -95,8 +110,15 @@ def summarise_deployment(report: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def approve_deployment(report: dict[str, Any], summary: str) -> None:
+def record_on_model_card(report: dict[str, Any], model: dict[str, Any]) -> str:
+    """Write the report into the checked version's model card (its registry description)."""
+    return model_card.record_deployment(report, model)
+
+
+def approve_deployment(report: dict[str, Any], summary: str, card: str = "") -> None:
     """Refuse the deployment when any check failed (after the report was saved).
+
+    ``summary`` and ``card`` are inputs only so that this node runs after both are written.
 
     Raises:
         DeploymentRejectedError: listing every failed check.

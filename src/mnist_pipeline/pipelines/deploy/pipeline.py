@@ -10,6 +10,7 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     approve_deployment,
+    record_on_model_card,
     select_validation_batch,
     summarise_deployment,
     validate_production_model,
@@ -32,6 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:deploy_model",
                     "params:deploy_validation",
                     "params:serving",
+                    "params:deploy_environment",
                 ],
                 outputs="deployment_report",
                 name="validate_in_model_server",
@@ -43,8 +45,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarise_deployment",
             ),
             Node(
+                record_on_model_card,
+                inputs=["deployment_report", "params:deploy_model"],
+                outputs="deployed_model_card",
+                name="record_on_model_card",
+            ),
+            Node(
                 approve_deployment,
-                inputs=["deployment_report", "deployment_summary"],
+                inputs=["deployment_report", "deployment_summary", "deployed_model_card"],
                 outputs=None,
                 name="approve_deployment",
             ),

@@ -1,0 +1,95 @@
+"""The logged model's definition: signature, Unity Catalog's check, type hints, one contract."""
+
+from __future__ import annotations
+
+import ast
+import runpy
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.store._unity_catalog.registry.rest_store import UcModelRegistryStore
+from mlflow.types import Schema, TensorSpec
+
+from mnist_pipeline import image_contract
+from mnist_pipeline.registry import model
+
+
+def _unity_catalog_check(tmp_path: Path, signature: ModelSignature | None) -> None:
+    """Run the check MLflow's Unity Catalog store applies before it registers a model."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    Model(signature=signature).save(str(tmp_path / "MLmodel"))
+    store = UcModelRegistryStore.__new__(UcModelRegistryStore)  # the check needs no workspace
+    store._validate_model_signature(str(tmp_path))
+
+
+def test_the_signature_declares_input_and_output_tensors() -> None:
+    signature = model.signature()
+    (inputs,) = signature.inputs.inputs
+    (outputs,) = signature.outputs.inputs
+    assert (inputs.type, inputs.shape) == (np.dtype(np.float32), (-1, 28, 28))
+    assert (outputs.type, outputs.shape) == (np.dtype(np.float32), (-1, 10))
+    assert not signature.inputs.has_input_names()  # DataFrame bodies: any one column name
+
+
+def test_unity_catalog_accepts_the_signature(tmp_path: Path) -> None:
+    _unity_catalog_check(tmp_path / "full", model.signature())
+    # The check is real: it refuses a model without a signature or without outputs.
+    with pytest.raises(MlflowException, match="did not contain any signature"):
+        _unity_catalog_check(tmp_path / "none", None)
+    inputs_only = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 28, 28))]))
+    with pytest.raises(MlflowException, match="includes only inputs"):
+        _unity_catalog_check(tmp_path / "inputs-only", inputs_only)
+
+
+def test_the_pyfunc_code_imports_nothing_of_the_project() -> None:
+    for path in (model.PYFUNC_MODEL_FILE, model.CONTRACT_FILE):
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+        # Only the fallback for imports from the source tree may name the project.
+        allowed_fallback = path == model.PYFUNC_MODEL_FILE
+        assert ("mnist_pipeline" in imported) == allowed_fallback, path
+        requirements = {"numpy", "mlflow", "keras", "pandas"}  # in model.REQUIREMENTS
+        standard = {"__future__", "typing", "sys"}
+        extra = {"image_contract", "mnist_pipeline"} if allowed_fallback else set()
+        assert imported <= requirements | standard | extra, imported
+
+
+def test_mlflow_infers_no_schema_from_the_predict_type_hints() -> None:
+    """np.ndarray hints: no "Add type hints" warning and no schema that would replace ours."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace = runpy.run_path(str(model.PYFUNC_MODEL_FILE))
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "type hint" in m.lower()], messages
+    classifier = namespace["MnistClassifier"]()
+    assert classifier.predict_type_hints.input is np.ndarray
+    assert namespace["KERAS_ARTIFACT"] == model.KERAS_ARTIFACT
+
+
+def test_requirements_are_pinned_to_this_environment() -> None:
+    pins = dict(line.split("==") for line in model.pip_requirements())
+    assert set(pins) == set(model.REQUIREMENTS)
+    assert all(version[0].isdigit() for version in pins.values())
+
+
+def test_the_signature_input_form_of_every_accepted_shape() -> None:
+    image = (np.arange(784).reshape(28, 28) % 256).astype(np.uint8)
+    for images in (image, image[None], image[None, ..., None], image.tolist()):
+        batch = model.as_signature_input(images)
+        assert batch.dtype == np.float32 and batch.shape == (1, 28, 28)
+        np.testing.assert_array_equal(batch[0], image)
+    with pytest.raises(image_contract.ImageContractError, match=r"found \(1, 28, 27\)"):
+        model.as_signature_input(np.zeros((1, 28, 27)))
