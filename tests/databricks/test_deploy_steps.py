@@ -157,6 +157,7 @@ def test_failed_update_wrong_model_and_bad_token_say_why(workspace):
     with pytest.raises(EndpointUpdateError, match="401: Invalid access token") as caught:
         update_endpoint(WorkspaceApi(host, "wrong-token-value"), "mnist-cnn", "x", "2")
     assert "wrong-token-value" not in str(caught.value)
+    assert "wrong-token-value" not in repr(WorkspaceApi(host, "wrong-token-value"))
     with pytest.raises(EndpointUpdateError, match="DATABRICKS_TOKEN not set"):
         WorkspaceApi.from_env({"DATABRICKS_HOST": host})
 

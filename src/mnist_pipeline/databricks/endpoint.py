@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -52,7 +52,7 @@ class WorkspaceApi:
     """The few REST calls on one workspace that the deploy job needs."""
 
     host: str
-    token: str
+    token: str = field(repr=False)  # never in a repr, log line or message
     timeout_s: float = 30.0
 
     @classmethod
