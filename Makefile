@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # SPARK_LOCAL_IP: the project defaults it to 127.0.0.1 itself, only for a local master
 # (runtime_env.default_spark_local_ip), never for a real cluster.
 
-.PHONY: install run test lint format benchmark lock clean bundle bundle-venv
+.PHONY: install model-env run test lint format benchmark lock clean bundle bundle-venv
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
@@ -38,7 +38,16 @@ $(BUNDLE_VENV)/installed.json: $(VENV)/.installed pyproject.toml requirements.lo
 
 bundle-venv: $(BUNDLE_VENV)/installed.json
 
-install: $(VENV)/.installed $(AZURITE) $(BUNDLE_VENV)/installed.json
+# The registered model's own fresh environment (its pinned requirements only, no project), built
+# with uv into .mlflow-envs/ and reused by `mlflow models serve`, the deploy pipeline and the tests.
+MODEL_ENV_ROOT ?= .mlflow-envs
+$(MODEL_ENV_ROOT)/.built: $(VENV)/.installed requirements.lock
+	$(BIN)/python -m mnist_pipeline.registry.model_env $(MODEL_ENV_ROOT)
+	touch $@
+
+model-env: $(MODEL_ENV_ROOT)/.built
+
+install: $(VENV)/.installed $(AZURITE) $(BUNDLE_VENV)/installed.json $(MODEL_ENV_ROOT)/.built
 
 # Regenerate the Asset Bundle's resources/*.yml from the pipelines (overwrites them).
 bundle: $(VENV)/.installed
