@@ -134,3 +134,19 @@ def test_predictions_body_keeps_float32_values_exactly() -> None:
     probabilities = np.random.default_rng(0).dirichlet(np.ones(10), size=3).astype(np.float32)
     decoded = np.asarray(json.loads(predictions_body(probabilities))["predictions"], np.float32)
     np.testing.assert_array_equal(decoded, probabilities)
+
+
+@pytest.mark.parametrize("request_format", ["instances", "dataframe_split"])
+def test_the_clients_bodies_are_read_as_the_same_batch(request_format: str) -> None:
+    from mnist_pipeline.client.http import request_body
+
+    images = np.stack([IMAGE, 255 - IMAGE]).astype(np.uint8)
+    batch = _images(request_body(images, request_format))
+    np.testing.assert_array_equal(batch[..., 0], images)
+
+
+def test_the_client_refuses_an_unknown_format() -> None:
+    from mnist_pipeline.client.http import request_body
+
+    with pytest.raises(ValueError, match="unknown request format 'csv'"):
+        request_body(np.zeros((1, 28, 28)), "csv")

@@ -66,6 +66,7 @@ def predict_digits(
     backoff_s: float = 0.5,
     deadline_s: float | None = DEFAULT_DEADLINE_S,
     failures: list[str] | None = None,
+    request_format: str = "instances",
 ) -> list[DigitPrediction]:
     """Read each image, convert it to MNIST's convention, ask the server, return the digits.
 
@@ -94,6 +95,7 @@ def predict_digits(
                 backoff_s=backoff_s,
                 deadline_s=deadline_s,
                 session=session,
+                request_format=request_format,
             )
             if failures is not None:
                 failures.extend(answer.failures)

@@ -16,7 +16,7 @@ import re
 import sys
 
 from . import ClientError, Endpoint, ImageReadError, predict_digits
-from .http import DEFAULT_DEADLINE_S, DEFAULT_TOKEN_ENV
+from .http import DEFAULT_DEADLINE_S, DEFAULT_TOKEN_ENV, REQUEST_FORMATS
 
 DEFAULT_URL = "http://127.0.0.1:8501/v1/models/mnist_cnn:predict"
 
@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_DEADLINE_S,
         help="most seconds per request, all attempts together (default %(default)g)",
     )
+    parser.add_argument(
+        "--format",
+        choices=REQUEST_FORMATS,
+        default="instances",
+        help="request body: instances (default) or dataframe_split (one column 'image' of "
+        "784 pixels), as MLflow and Databricks Model Serving take them",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     args = parser.parse_args(argv)
     try:
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             retries=args.retries,
             deadline_s=args.deadline,
             failures=failures,
+            request_format=args.format,
         )
     except ImageReadError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -165,6 +165,7 @@ def request_predictions(
     backoff_s: float = 0.5,
     deadline_s: float | None = DEFAULT_DEADLINE_S,
     session: requests.Session | None = None,
+    request_format: str = "instances",
 ) -> Answer:
     """Send uint8 (N, 28, 28) images to the first endpoint that answers; the :class:`Answer`.
 
@@ -179,6 +180,7 @@ def request_predictions(
         backoff_s: wait before the second round; doubled before each next one.
         deadline_s: the most seconds for everything (None: no limit).
         session: a ``requests.Session`` to reuse connections.
+        request_format: the body, ``instances`` or ``dataframe_split`` (:func:`request_body`).
 
     Raises:
         ServerRefusedError: a 4xx answer (with the server's message); no failover.
@@ -188,7 +190,7 @@ def request_predictions(
             would travel in clear text.
     """
     targets = _targets(as_endpoints(endpoints, token_env))
-    body = json.dumps({"instances": np.asarray(images).astype(int).tolist()}).encode()
+    body = request_body(images, request_format)
     count = len(images)
     began = time.monotonic()
     deadline = None if deadline_s is None else began + float(deadline_s)
@@ -257,6 +259,26 @@ def request_predictions(
         f"none of the {len(targets)} endpoints answered ({why}{attempts} attempt{plural} in "
         f"{spent:.1f} s): {details}"
     )
+
+
+REQUEST_FORMATS = ("instances", "dataframe_split")
+
+
+def request_body(images: np.ndarray, request_format: str = "instances") -> bytes:
+    """The JSON body for uint8 (N, 28, 28) images, in one of MLflow's request formats.
+
+    ``instances``: ``{"instances": [28x28 image, ...]}``; ``dataframe_split``:
+    ``{"dataframe_split": {"columns": ["image"], "data": [[784 pixels], ...]}}`` (each image
+    flattened row-major). Both are what ``mlflow models serve``, Databricks Model Serving
+    and ``kedro serve`` accept.
+    """
+    pixels = np.asarray(images).astype(int)
+    if request_format == "instances":
+        return json.dumps({"instances": pixels.tolist()}).encode()
+    if request_format == "dataframe_split":
+        rows = [[image.ravel().tolist()] for image in pixels]
+        return json.dumps({"dataframe_split": {"columns": ["image"], "data": rows}}).encode()
+    raise ValueError(f"unknown request format {request_format!r}: use one of {REQUEST_FORMATS}")
 
 
 def post_images(
