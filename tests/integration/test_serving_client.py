@@ -106,3 +106,21 @@ def test_server_message_reaches_the_caller(model_server) -> None:  # noqa: F811
     with pytest.raises(ServerRefusedError, match=r"413.*exceeds the limit of 64") as caught:
         post_images(model_server.predict_url, too_many, token_env=None)
     assert caught.value.status == 413
+
+
+def test_failover_from_a_stopped_server_to_the_real_one(model_server, photos) -> None:  # noqa: F811
+    """Two real servers on 127.0.0.1: a stand-in primary that stops mid-test, the model server."""
+    from tests.client.stub_server import stub_server
+
+    paths, labels = photos
+    with stub_server([(200, "predict")], digit=0) as primary:
+        urls = [f"{primary.url}/v1/models/mnist_cnn:predict", model_server.predict_url]
+        before = predict_digits(paths[:4], urls, token_env=None)
+        assert {r.endpoint for r in before} == {urls[0]}
+        primary.stop()
+        failures: list[str] = []
+        after = predict_digits(paths, urls, token_env=None, backoff_s=0.01, failures=failures)
+    assert {r.endpoint for r in after} == {model_server.predict_url}
+    assert failures == [f"{urls[0]}: cannot connect (Connection refused)"]
+    digits = np.asarray([r.digit for r in after])
+    assert (digits == labels).mean() >= 0.9
