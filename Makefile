@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # SPARK_LOCAL_IP: the project defaults it to 127.0.0.1 itself, only for a local master
 # (runtime_env.default_spark_local_ip), never for a real cluster.
 
-.PHONY: install model-env run test lint format benchmark lock clean bundle bundle-venv
+.PHONY: install model-env run test lint format benchmark lock clean cloud-up cloud-down run-cloud bundle bundle-venv
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
@@ -56,16 +56,27 @@ bundle: $(VENV)/.installed
 run: install
 	$(BIN)/kedro run --env azure
 
+# Both clouds' object storage on 127.0.0.1 (Azurite, fake-gcs-server) and the whole lifecycle
+# across them: sandbox on Azure Blob, production on GCS (docs/cloud.md). CLOUD_DIR=.cloud
+cloud-up: install
+	$(BIN)/python -m tools.cloud.emulators up
+
+cloud-down:
+	$(BIN)/python -m tools.cloud.emulators down
+
+run-cloud: install
+	$(BIN)/python -m tools.cloud.run_cloud
+
 test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 format: install
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks tools
+	$(BIN)/ruff format src tests benchmarks tools
 
 benchmark: install
 	$(BIN)/python benchmarks/ingest_preprocess.py
