@@ -64,6 +64,7 @@ def test_defaults_never_override_the_user():
     fresh: dict[str, str] = {}
     apply_defaults(fresh)
     assert fresh["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    assert fresh["MLFLOW_LOGGING_LEVEL"] == "WARNING"
 
 
 def test_venv_tools_are_found_without_activating_the_venv():

@@ -2,6 +2,8 @@
 
 Only *defaults*: a variable the user (or a cluster) already set is never changed.
 
+* MLflow's INFO lines ("Creating initial MLflow database tables...") go with
+  ``MLFLOW_LOGGING_LEVEL=WARNING``; its warnings and errors stay.
 * TensorFlow/absl start-up lines (``cpu_feature_guard``, ``absl::InitializeLog``) are INFO
   lines of TensorFlow's C++ logger: ``TF_CPP_MIN_LOG_LEVEL=1`` keeps its warnings and errors.
 * Spark's "Your hostname resolves to a loopback address … set SPARK_LOCAL_IP" hint: a local
@@ -27,8 +29,14 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
 
 
 def quiet_native_logs(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Hide TensorFlow's C++ INFO start-up lines (must run before TensorFlow is imported)."""
+    """Hide TensorFlow's C++ INFO start-up lines and MLflow's INFO chatter.
+
+    Must run before TensorFlow and MLflow are imported: TensorFlow reads its variable when
+    its C++ runtime loads, and MLflow configures its own ``mlflow`` logger on import (so
+    ``conf/logging.yml`` cannot set its level).
+    """
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def is_loopback_master(master: str) -> bool:

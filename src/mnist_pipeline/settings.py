@@ -32,7 +32,8 @@ from kedro.config import OmegaConfigLoader
 
 from mnist_pipeline.hooks import SparkHooks
 from mnist_pipeline.parameters.hook import ParametersValidationHook
-from mnist_pipeline.registry.hooks import MlflowLocalStoreHook, RedactedParamsHook
+from mnist_pipeline.registry.hooks import MlflowLocalStoreHook, MlflowRunHook, RedactedParamsHook
+from mnist_pipeline.run_summary import RunSummaryHook
 
 # kedro and kedro-mlflow call OmegaConf's old resolver API; the deprecation
 # notice is theirs to fix and only buries the run's own output.
@@ -64,4 +65,6 @@ HOOKS = (
     ParametersValidationHook(),  # before any node, before Spark starts
     RedactedParamsHook(),  # before kedro-mlflow logs parameters
     SparkHooks(),
+    MlflowRunHook(),  # run name "<env> · <pipeline> · <commit>", experiment tags
+    RunSummaryHook(),  # one INFO line per finished stage, a summary at the end
 )

@@ -62,3 +62,67 @@ class RedactedParamsHook:
         for name in list(inputs):
             if name.startswith("params:") or name == "parameters":
                 inputs[name] = redact_values(inputs[name])
+
+
+class MlflowRunHook:
+    """A readable run name, and the experiment's tags on an existing experiment too.
+
+    * Run name: ``mlflow.yml``'s ``tracking.run.name`` when set, else
+      ``<env> · <pipeline> · <short commit>`` (``azure · lifecycle · 1a2b3c4``), not
+      ``__default__``. Set on kedro-mlflow's configuration before it starts the run
+      (``tryfirst``).
+    * Experiment tags: kedro-mlflow applies ``create_experiment_kwargs.tags`` only when it
+      creates the experiment; the tags (``mlflow.experimentKind``, which makes MLflow 3's UI
+      open the experiment on its runs table) are also set on an experiment that already
+      exists, once the run has started (``trylast``).
+    """
+
+    def __init__(self) -> None:
+        self._mlflow_config: Any = None
+
+    @hook_impl(trylast=True)
+    def after_context_created(self, context: Any) -> None:
+        self._mlflow_config = getattr(context, "mlflow", None)  # set by kedro-mlflow
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        from mnist_pipeline.run_summary import run_label
+
+        run = getattr(getattr(self._mlflow_config, "tracking", None), "run", None)
+        if run is not None and not run.name:
+            run.name = run_label(run_params)
+
+    @hook_impl(trylast=True)
+    def before_node_run(self) -> None:
+        self._tag_experiment()
+
+    def _tag_experiment(self) -> None:
+        import mlflow
+
+        tracking = getattr(self._mlflow_config, "tracking", None)
+        active = mlflow.active_run()
+        if tracking is None or active is None:
+            return
+        self._mlflow_config = None  # once per run
+        wanted = dict(tracking.experiment.create_experiment_kwargs.tags or {})
+        experiment_id = active.info.experiment_id
+        have = mlflow.get_experiment(experiment_id).tags
+        client = mlflow.MlflowClient()
+        for key, value in wanted.items():
+            if have.get(key) != str(value):
+                client.set_experiment_tag(experiment_id, key, str(value))
+
+
+def tracking_location() -> str | None:
+    """``run <name> (<id>) in <store>`` of the active MLflow run, or ``None`` without one."""
+    import mlflow
+
+    from mnist_pipeline.registry.config import redact_uri
+
+    active = mlflow.active_run()
+    if active is None:
+        return None
+    return (
+        f"run '{active.info.run_name}' ({active.info.run_id}) in "
+        f"{redact_uri(mlflow.get_tracking_uri())}"
+    )
