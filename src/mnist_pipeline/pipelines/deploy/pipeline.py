@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from mnist_pipeline.pipelines.monitoring.nodes import compute_drift_reference
+
 from .nodes import (
     approve_deployment,
     record_on_model_card,
@@ -55,6 +57,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["deployment_report", "deployment_summary", "deployed_model_card"],
                 outputs=None,
                 name="approve_deployment",
+            ),
+            # Drift monitoring's reference for this version, stored with it (see
+            # pipelines/monitoring): its predictions on training images, once deployable.
+            Node(
+                compute_drift_reference,
+                inputs=[
+                    "mnist_train_raw",
+                    "deployment_report",
+                    "params:deploy_model",
+                    "params:drift_reference",
+                ],
+                outputs="drift_reference",
+                name="compute_drift_reference",
             ),
         ],
         tags=["gcp", "deploy"],

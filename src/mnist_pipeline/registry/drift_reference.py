@@ -1,0 +1,88 @@
+"""The drift reference stored with a registered model version (the MLflow side of monitoring).
+
+The reference (:func:`mnist_pipeline.monitoring.drift.build_reference`) is a JSON artifact
+of the version's run in the production registry, ``drift_reference/version-<n>.json``, and
+the version carries the tag ``drift_reference`` naming it: whoever resolves
+``models:/<name>@production`` finds the reference of exactly that version.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mnist_pipeline.registry.config import redact_uri
+
+TAG = "drift_reference"
+
+
+class DriftReferenceError(LookupError):
+    """The version has no stored reference, or it cannot be stored or read."""
+
+
+def _client(registry_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+
+
+def save_reference(registry_uri: str, name: str, version: str, reference: dict[str, Any]) -> str:
+    """Store ``reference`` with ``models:/<name>/<version>``; the artifact path."""
+    client = _client(registry_uri)
+    model_version = client.get_model_version(name, str(version))
+    if not model_version.run_id:
+        raise DriftReferenceError(
+            f"models:/{name}/{version} in {redact_uri(registry_uri)} has no run to store the "
+            "drift reference with (it was registered from a path, not a run)"
+        )
+    artifact = f"{TAG}/version-{version}.json"
+    client.log_dict(model_version.run_id, reference, artifact)
+    client.set_model_version_tag(name, str(version), TAG, artifact)
+    return artifact
+
+
+def load_reference(registry_uri: str, name: str, alias: str) -> dict[str, Any]:
+    """The reference of the version ``models:/<name>@<alias>`` points at.
+
+    Raises:
+        DriftReferenceError: the alias is missing, or its version has no reference.
+    """
+    from mlflow.exceptions import MlflowException
+
+    shown = redact_uri(registry_uri)
+    client = _client(registry_uri)
+    try:
+        model_version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise DriftReferenceError(
+            f"cannot resolve models:/{name}@{alias} in {shown}: {exc.message.splitlines()[0]}"
+        ) from exc
+    artifact = (model_version.tags or {}).get(TAG)
+    if not artifact:
+        raise DriftReferenceError(
+            f"models:/{name}/{model_version.version} (@{alias}) has no drift reference in "
+            f"{shown}: it is computed when the version is deployed; run "
+            "`kedro run --env gcp --pipelines deploy`"
+        )
+    with tempfile.TemporaryDirectory(prefix="drift-reference-") as tmp:
+        local = client.download_artifacts(model_version.run_id, artifact, tmp)
+        reference = json.loads(Path(local).read_text())
+    reference.setdefault("model", {"name": name, "version": str(model_version.version)})
+    return reference
+
+
+def predict_with_version(registry_uri: str, model_uri: str, images: Any) -> Any:
+    """(N, 10) probabilities of a registered version for uint8/float (N, 28, 28) images.
+
+    Loaded the way the server loads it (:func:`mnist_pipeline.serving.model.load_keras_model`:
+    the project's pyfunc or a plain Keras flavor), so the reference is what serving sees.
+    """
+    import numpy as np
+
+    from mnist_pipeline.serving.model import load_keras_model
+
+    model = load_keras_model(model_uri, registry_uri)
+    batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
+    return np.asarray(model.predict(batch, batch_size=512, verbose=0), dtype=np.float32)
