@@ -25,10 +25,24 @@ def _free_port() -> int:
 
 
 class StandaloneCluster:
-    """``StandaloneCluster(folder, workers=2).start()``; ``.master_url``; ``.close()``."""
+    """``StandaloneCluster(folder, workers=2).start()``; ``.master_url``; ``.close()``.
 
-    def __init__(self, folder: Path, workers: int = 2, cores: int = 1, memory: str = "3g"):
+    ``private_dirs``: start each worker in its own mount namespace with an empty tmpfs
+    over each of these folders (``unshare --mount``, root only), so that its executors
+    cannot see what the driver keeps there, like a second machine built from the same
+    image. The workers' work folders then live in that private view too.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        workers: int = 2,
+        cores: int = 1,
+        memory: str = "3g",
+        private_dirs: tuple[Path, ...] = (),
+    ):
         self.folder = Path(folder)
+        self.private_dirs = tuple(Path(d) for d in private_dirs)
         self.workers = workers
         self.cores = cores
         self.memory = memory
@@ -48,10 +62,14 @@ class StandaloneCluster:
         )
         return env
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, private: bool = False) -> None:
         log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        command = [str(self.spark_home / "bin" / "spark-class"), *args]
+        if private and self.private_dirs:
+            mounts = " && ".join(f"mount -t tmpfs tmpfs '{d}'" for d in self.private_dirs)
+            command = ["unshare", "--mount", "bash", "-c", f'{mounts} && exec "$@"', "--", *command]
         process = subprocess.Popen(
-            [str(self.spark_home / "bin" / "spark-class"), *args],
+            command,
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -75,6 +93,7 @@ class StandaloneCluster:
                 "--host", "127.0.0.1", "--webui-port", "0",
                 "--cores", str(self.cores), "--memory", self.memory,
                 "--work-dir", str(self.folder / "work"),
+                private=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -1,0 +1,195 @@
+"""Training on workers that share no disk with the driver.
+
+A Spark standalone master and two workers on 127.0.0.1, each worker in its own mount
+namespace with empty private mounts over the project's data/ and mlruns/ and the temp
+folder (``unshare --mount`` + tmpfs, root only). The model input is on abfs:// (Azurite),
+the chief writes checkpoints and the model there, the driver loads the model from there;
+the storage options reach the executors as arguments, never through their environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tests.integration.test_training_cluster as plain_cluster_tests
+from mnist_pipeline import storage
+from mnist_pipeline.datasets.image_shards import write_image_shards
+from mnist_pipeline.training import checkpoint, load_trained_model, run_training
+from tests.conftest import PROJECT_ROOT
+from tests.integration.spark_cluster import StandaloneCluster
+from tests.training.conftest import (
+    TEST_IMAGES,
+    TRAIN_IMAGES,
+    VALIDATION_IMAGES,
+    _read,
+    small_config,
+    spark_session,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PRIVATE = (PROJECT_ROOT / "data", PROJECT_ROOT / "mlruns", Path(tempfile.gettempdir()))
+
+
+def _can_unshare() -> bool:
+    return os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+@pytest.fixture(scope="module")
+def isolated_cluster(tmp_path_factory):
+    if not _can_unshare():
+        message = "the no-shared-disk cluster needs root and unshare (CI runs as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
+    cluster = StandaloneCluster(
+        tmp_path_factory.mktemp("isolated-cluster"), workers=2, private_dirs=PRIVATE
+    ).start()
+    spark = spark_session(cluster.master_url, app="mnist-pipeline-no-shared-disk")
+    yield cluster, spark
+    spark.stop()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def abfs_model_input(real_mnist_dir, emulators):
+    """The small real slice's shard folders on abfs:// (what preprocessing writes there)."""
+    options = {"connection_string": emulators.azure_connection_string}
+    root = f"abfs://sandbox/no-shared-disk-{os.getpid()}"
+    train_x, train_y = _read(real_mnist_dir, "train", 0, TRAIN_IMAGES)
+    val_x, val_y = _read(real_mnist_dir, "train", TRAIN_IMAGES, VALIDATION_IMAGES)
+    test_x, test_y = _read(real_mnist_dir, "t10k", 0, TEST_IMAGES)
+    paths = {}
+    for name, (x, y) in {"train": (train_x, train_y), "validation": (val_x, val_y)}.items():
+        paths[name] = f"{root}/05_model_input/{name}"
+        write_image_shards(paths[name], (x / 255.0)[..., None], y, num_shards=4,
+                           storage_options=options)  # fmt: skip
+    return {**paths, "root": root, "options": options, "test_images": test_x,
+            "test_labels": test_y}  # fmt: skip
+
+
+def _cloud_config(tmp_path, mode, model_input, **overrides):
+    config = small_config(tmp_path, mode, **overrides)
+    config["output_dir"] = f"{model_input['root']}/runs/{tmp_path.name}"
+    config["checkpoint"] = {
+        "dir": f"{model_input['root']}/checkpoints/{tmp_path.name}",
+        "keep_after_success": False,
+    }
+    config["distribution"]["slot_wait_s"] = 60
+    return config
+
+
+def _accuracy(model, model_input) -> float:
+    from mnist_pipeline.image_contract import to_model_batch
+
+    probabilities = model.predict(to_model_batch(model_input["test_images"]), verbose=0)
+    return float((probabilities.argmax(axis=1) == model_input["test_labels"]).mean())
+
+
+def test_the_workers_cannot_see_the_drivers_disk(isolated_cluster, tmp_path):
+    """The premise: a file the driver writes under data/ or the temp folder is not there
+    for a task on the cluster, while the installed code is."""
+    _, spark = isolated_cluster
+    marker = PROJECT_ROOT / "data" / f".driver-only-{os.getpid()}"
+    marker.write_text("driver")
+    probe = tmp_path / "probe.txt"
+    probe.write_text("driver")
+    try:
+        seen = (
+            spark.sparkContext.parallelize([0, 1], 2)
+            .map(
+                lambda _: (
+                    os.path.exists(marker),
+                    os.path.exists(probe),
+                    __import__("mnist_pipeline").__name__,
+                )
+            )
+            .collect()
+        )
+    finally:
+        marker.unlink()
+    assert seen == [(False, False, "mnist_pipeline")] * 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    [("distributed", {}), ("custom", {"distribution": {"communication": "ring"}})],
+    ids=["distributed", "custom-ring"],
+)
+def test_training_on_workers_that_share_no_disk(case, isolated_cluster, abfs_model_input, tmp_path):
+    mode, extra = case
+    _cluster, _ = isolated_cluster
+    options = abfs_model_input["options"]
+    config = _cloud_config(tmp_path, mode, abfs_model_input, **extra)
+    result = run_training(
+        train_path=abfs_model_input["train"],
+        validation_path=abfs_model_input["validation"],
+        fingerprint=f"no-shared-disk-{mode}",
+        config=config,
+        storage_options=options,
+    )
+    assert result.num_workers == 2
+    assert result.model_path.startswith("abfs://sandbox/")
+    assert storage.exists(result.model_path, options)
+    # Checkpoints were on object storage and are removed after success.
+    assert storage.listdir(result.checkpoint_dir, options) == []
+    model = load_trained_model(result.model_path, options)  # the driver, from abfs
+    assert _accuracy(model, abfs_model_input) > 0.8
+    assert not any(Path(tmp_path).glob("**/*.keras"))  # nothing went to the driver's disk
+
+
+def test_a_killed_worker_resumes_from_the_object_storage_checkpoint(
+    isolated_cluster, abfs_model_input, tmp_path, caplog
+):
+    cluster, _ = isolated_cluster
+    options = abfs_model_input["options"]
+    config = _cloud_config(tmp_path, "distributed", abfs_model_input, epochs=6)
+    outcome: dict = {}
+
+    def _run() -> None:
+        try:
+            outcome["result"] = run_training(
+                train_path=abfs_model_input["train"],
+                validation_path=abfs_model_input["validation"],
+                fingerprint="no-shared-disk-killed",
+                config=config,
+                storage_options=options,
+            )
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=_run)
+    thread.start()
+    runs = config["checkpoint"]["dir"]
+    deadline = time.monotonic() + 400
+    state = None
+    while time.monotonic() < deadline and thread.is_alive():
+        keys = storage.listdir(runs, options)
+        state = checkpoint.read_state(storage.join(runs, keys[0]), options) if keys else None
+        if state and state["epoch"] >= 2:
+            break
+        time.sleep(0.5)
+    assert thread.is_alive(), f"training ended before a worker could be killed: {outcome}"
+    workers = plain_cluster_tests._python_task_workers(cluster.folder / "work")
+    assert len(workers) == 2, f"expected 2 training worker processes, found {workers}"
+    os.kill(workers[-1], signal.SIGKILL)
+    thread.join(600)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["result"]
+    assert "re-launching it (attempt 2 of 2)" in caplog.text
+    assert result.initial_epoch >= state["epoch"] >= 2  # resumed from abfs, not restarted
+    assert len(result.history["val_accuracy"]) == 6
+    assert np.isfinite(result.history["val_loss"]).all()
+    assert _accuracy(load_trained_model(result.model_path, options), abfs_model_input) > 0.8
