@@ -13,22 +13,27 @@ from tests.conftest import make_split
 
 
 def test_validate_split_passes_a_good_split(small_split):
-    assert validate_split(small_split, {"name": "train", "num_images": 200}) is small_split
+    assert (
+        validate_split(small_split, {"name": "train", "num_images": 200, "min_images_per_class": 1})
+        is small_split
+    )
 
 
 def test_validate_split_accepts_any_count_when_not_configured(small_split):
-    validate_split(small_split, {"name": "train", "num_images": None})
+    validate_split(small_split, {"name": "train", "num_images": None, "min_images_per_class": 1})
 
 
 def test_validate_split_wrong_count(small_split):
     with pytest.raises(ValueError, match="train: expected 60,000 images, found 200"):
-        validate_split(small_split, {"name": "train", "num_images": 60000})
+        validate_split(
+            small_split, {"name": "train", "num_images": 60000, "min_images_per_class": 1}
+        )
 
 
 def test_validate_split_missing_digit(small_split):
     small_split["labels"][small_split["labels"] == 3] = 4
     with pytest.raises(ValueError, match=r"test: digits \[3\] have fewer than 1 images"):
-        validate_split(small_split, {"name": "test", "num_images": None})
+        validate_split(small_split, {"name": "test", "num_images": None, "min_images_per_class": 1})
 
 
 def test_class_summary_counts_and_shares():

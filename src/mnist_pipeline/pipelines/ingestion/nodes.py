@@ -35,12 +35,12 @@ def validate_split(split: dict[str, np.ndarray], expected: dict[str, Any]) -> di
         ValueError: a count differs from what is expected.
     """
     images, labels = split["images"], split["labels"]
-    name = expected.get("name", "split")
-    wanted = expected.get("num_images")
+    name = expected["name"]
+    wanted = expected["num_images"]
     if wanted is not None and len(images) != int(wanted):
         raise ValueError(f"{name}: expected {int(wanted):,} images, found {len(images):,}")
     counts = np.bincount(labels, minlength=NUM_CLASSES)
-    minimum = int(expected.get("min_images_per_class", 1))
+    minimum = int(expected["min_images_per_class"])
     short = [digit for digit, count in enumerate(counts) if count < minimum]
     if short:
         raise ValueError(
