@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from mnist_pipeline.image_contract import NUM_CLASSES
 from mnist_pipeline.storage import _reason, redact
 
 from ._io import atomic_write_bytes, read_bytes, sha256_hex, write_bytes
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8, 1 dimension
-NUM_CLASSES = 10
 
 
 class ChecksumMismatchError(DatasetError):

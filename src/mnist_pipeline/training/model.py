@@ -17,9 +17,10 @@ from typing import Any
 
 import keras
 
-IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
-MAX_PIXEL = 255.0
+from mnist_pipeline.image_contract import IMAGE_SHAPE as IMAGE_HW
+from mnist_pipeline.image_contract import MAX_PIXEL, NUM_CLASSES
+
+IMAGE_SHAPE = (*IMAGE_HW, 1)  # the Keras model's input: the contract's image with a channel axis
 
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 

@@ -18,9 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from mnist_pipeline.image_contract import to_model_batch
+from mnist_pipeline.image_contract import NUM_CLASSES, to_model_batch
 
-NUM_CLASSES = 10
 _EPS = 1e-7
 
 

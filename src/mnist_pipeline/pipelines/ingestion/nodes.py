@@ -17,7 +17,7 @@ import pandas as pd
 # to leak into, no GUI backend to pick, the same in a notebook and on a server.
 from matplotlib.figure import Figure
 
-NUM_CLASSES = 10
+from mnist_pipeline.image_contract import NUM_CLASSES
 
 
 def validate_split(split: dict[str, np.ndarray], expected: dict[str, Any]) -> dict:

@@ -9,8 +9,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from mnist_pipeline.datasets import ImageShards
-
-MAX_PIXEL = 255.0
+from mnist_pipeline.image_contract import MAX_PIXEL
 
 
 def scale_images(split: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
