@@ -125,9 +125,7 @@ def plot_misclassified(
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
-    wrong = wrong[np.argsort(-confidence, kind="stable")][
-        : int(params["max_misclassified"])
-    ]
+    wrong = wrong[np.argsort(-confidence, kind="stable")][: int(params["max_misclassified"])]
     columns = 6
     rows = max(1, -(-len(wrong) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
