@@ -215,3 +215,32 @@ def test_committed_resources_are_what_make_bundle_generates(project_root, tmp_pa
         )
     for name in committed:
         yaml.safe_load((out / name).read_text())
+
+
+def test_training_job_parameters_merge_into_the_configured_training_block(project_root, azure):
+    """`--params training.*` must override single keys, not replace the training block.
+
+    Kedro merges runtime parameters into every environment layer and then replaces whole
+    top-level keys of base with the env's: a parameters file in conf/azure/ would turn the
+    job's `--params training.mode=...` into a training block of five keys.
+    """
+    from kedro.config import OmegaConfigLoader
+    from omegaconf import OmegaConf
+
+    from mnist_pipeline import settings
+
+    job = azure["jobs"][b.SANDBOX_JOB]
+    training = next(t for t in job["tasks"] if t["task_key"] == "training")
+    defaults = {p["name"]: p["default"] for p in job["parameters"]}
+    overrides = b._task_params(_params(training)[-1], defaults)
+    runtime = OmegaConf.to_container(
+        OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()])
+    )
+    conf = str(project_root / "conf")
+    args = settings.CONFIG_LOADER_ARGS
+    configured = OmegaConfigLoader(conf_source=conf, env="azure", **args)["parameters"]["training"]
+    merged = OmegaConfigLoader(conf_source=conf, env="azure", runtime_params=runtime, **args)
+    merged = merged["parameters"]["training"]
+    assert set(merged) == set(configured)
+    assert merged["distribution"]["num_slots"] == 2 and merged["distribution"]["use_gpu"] is True
+    assert merged["checkpoint"] == configured["checkpoint"]
