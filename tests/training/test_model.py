@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.training.model import (
+    RandomShift,
     build_core_model,
     build_optimizer,
     learning_rate_at,
+    learning_rate_schedule,
+    training_model,
     with_preprocessing,
 )
 from tests.training.conftest import base_training_params
@@ -50,14 +53,60 @@ def test_malformed_model_spec_names_the_key(spec, message):
 def test_unknown_optimizer_and_schedule_are_refused():
     with pytest.raises(ValueError, match=r"optimizer\.name must be one of"):
         build_optimizer({"name": "adagrad", "learning_rate": 0.1})
-    with pytest.raises(ValueError, match="schedule must be"):
+    with pytest.raises(ValueError, match="schedule must be one of"):
         learning_rate_at(0, 3, {"learning_rate": 0.1, "schedule": "step"})
 
 
-def test_cosine_schedule_decays_from_base_to_floor():
-    spec = {"learning_rate": 0.004, "schedule": "cosine", "final_learning_rate": 0.0}
-    rates = [learning_rate_at(epoch, 4, spec) for epoch in range(4)]
-    assert rates[0] == pytest.approx(0.004)
-    assert all(a > b for a, b in itertools.pairwise(rates))
-    assert rates[-1] > 0
-    assert learning_rate_at(2, 4, {"learning_rate": 0.01}) == 0.01
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    spec = {"learning_rate": 0.004, "schedule": "cosine", "warmup_fraction": 0.1}
+    rates = [learning_rate_at(step, 100, spec) for step in range(100)]
+    assert rates[0] == pytest.approx(0.004 / 10)  # linear warm-up over 10 steps
+    assert rates[9] == pytest.approx(0.004)
+    assert all(a < b for a, b in itertools.pairwise(rates[:10]))
+    assert all(a > b for a, b in itertools.pairwise(rates[10:]))
+    assert 0 < rates[-1] < 0.0001
+    assert learning_rate_at(50, 100, {"learning_rate": 0.01}) == 0.01
+
+
+def test_the_optimizer_follows_the_schedule_step_by_step():
+    spec = {"learning_rate": 0.004, "schedule": "cosine", "warmup_fraction": 0.2}
+    schedule = learning_rate_schedule(spec, 50)
+    for step in (0, 5, 9, 10, 30, 49):
+        expected = learning_rate_at(step, 50, spec)
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-4, abs=1e-7)
+    assert learning_rate_schedule({"learning_rate": 0.01, "schedule": "constant"}, 50) == 0.01
+
+
+def test_random_shift_moves_training_images_by_whole_pixels_only_in_training():
+    images = np.zeros((16, 28, 28, 1), np.float32)
+    images[:, 10:12, 10:12, 0] = 1.0
+    layer = RandomShift(2, seed=3)
+    shifted = np.asarray(layer(images, training=True))
+    assert shifted.sum(axis=(1, 2, 3)) == pytest.approx(np.full(16, 4.0))  # nothing lost
+    for image in shifted[..., 0]:
+        rows, cols = np.nonzero(image)
+        assert -2 <= rows.min() - 10 <= 2 and -2 <= cols.min() - 10 <= 2
+    assert len({tuple(np.argwhere(image[..., 0])[0]) for image in shifted}) > 1
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+
+
+def test_augmentation_wraps_the_core_model_and_never_leaves_training():
+    spec = {**base_training_params()["model"], "augment": {"max_shift": 2}}
+    core = build_core_model(spec)
+    trained = training_model(core, spec)
+    assert trained.layers[0].name == "shift" and trained.layers[1] is core
+    assert "shift" not in [layer.name for layer in with_preprocessing(core).layers]
+    assert training_model(core, {"augment": {"max_shift": 0}}) is core
+
+
+def test_strided_first_layer_without_pooling():
+    spec = {
+        "conv_blocks": [
+            {"filters": 8, "kernel_size": 5, "strides": 2, "pool": False},
+            {"filters": 8, "kernel_size": 3},
+        ],
+        "batch_norm": False,
+    }
+    model = build_core_model(spec)
+    assert model.get_layer("conv0").output.shape == (None, 12, 12, 8)
+    assert "pool0" not in [layer.name for layer in model.layers]

@@ -60,10 +60,12 @@ class Evaluation(Strict):
 class ConvBlock(Strict):
     filters: PositiveInt
     kernel_size: PositiveInt
+    strides: PositiveInt = 1
+    pool: bool = True
 
 
 class Augment(Strict):
-    translate: Fraction = 0.0
+    max_shift: NonNegativeInt = 0  # pixels (training.model.RandomShift)
 
 
 class ModelSpec(Strict):

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from mnist_pipeline import storage
 
 from .checkpoint import load_model, remove_checkpoints
 from .progress import ProgressListener
+from .threads import WorkerThreads
 from .worker import train
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,33 @@ class TrainingResult:
     checkpoint_dir: str
 
 
+def resolve_preset(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``training`` with ``presets[<preset>]`` merged over it (``default``: unchanged).
+
+    Raises:
+        TrainingLaunchError: an unknown ``training.preset``, with the known ones.
+    """
+    name = config.get("preset") or "default"
+    presets = config.get("presets") or {}
+    if name == "default":
+        return dict(config)
+    if name not in presets:
+        raise TrainingLaunchError(
+            f"training.preset must be 'default' or one of {sorted(presets)}, got {name!r}"
+        )
+    return _merge(config, presets[name])
+
+
+def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def run_key(config: Mapping[str, Any], fingerprint: str) -> str:
     """A short id of what is trained on what: the checkpoint folder's name.
 
@@ -98,6 +126,12 @@ def _active_spark():
             "conf/<env>/spark.yml) or create one before calling the runner"
         )
     return spark
+
+
+def _task_cpus(spark) -> int | None:
+    """``spark.task.cpus`` if the Spark configuration sets it (each worker's core share)."""
+    conf = spark.sparkContext.getConf()
+    return int(conf.get("spark.task.cpus")) if conf.contains("spark.task.cpus") else None
 
 
 def available_slots(spark) -> int:
@@ -226,20 +260,24 @@ def run_training(
     fingerprint: str,
     config: Mapping[str, Any],
     storage_options: Mapping[str, Any] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainingResult:
     """Train in ``config['mode']`` and return the chief's result.
 
     ``config`` is the ``training`` parameters: ``mode``, ``distribution``
     (num_slots, use_gpu, gpu_resource_name, communication, timeout_s, slot_wait_s,
     max_restarts),
-    ``output_dir``, ``checkpoint`` (dir, keep_after_success) and what
-    :func:`.worker.train` reads.
+    ``output_dir``, ``checkpoint`` (dir, keep_after_success), ``preset`` (with
+    ``presets``, see :func:`resolve_preset`) and what :func:`.worker.train` reads.
+    ``on_event`` is called in the driver with each progress event from the chief
+    (one per epoch, as it arrives; e.g. live MLflow metrics).
 
     The shard folders, ``checkpoint.dir`` and ``output_dir`` may be local paths or
     object-storage URLs (``abfs://``, ``gs://``); ``storage_options`` (with fsspec's
     configuration for their protocol, see :func:`mnist_pipeline.storage.resolve_options`)
     is passed to every training process as an argument.
     """
+    config = resolve_preset(config)
     mode = config["mode"]
     distribution = dict(config.get("distribution", {}))
     if mode not in MODES:
@@ -250,14 +288,16 @@ def run_training(
     options = storage.resolve_options(train_path, storage_options)
     spark = None
     host = "127.0.0.1"
+    task_cpus = None
     if mode in SPARK_MODES:
         spark = _active_spark()
         check_launch(spark, mode, distribution)
         host = spark.sparkContext.getConf().get("spark.driver.host", host)
+        task_cpus = _task_cpus(spark)
 
     started = time.perf_counter()
     logger.info("training: mode %s, run %s, checkpoints in %s", mode, key, checkpoint_dir)
-    with ProgressListener(host) as progress:
+    with ProgressListener(host, on_event=on_event) as progress:
         kwargs = {
             "train_path": train_path,
             "validation_path": validation_path,
@@ -265,6 +305,7 @@ def run_training(
             "output_dir": output_dir,
             "checkpoint_dir": checkpoint_dir,
             "progress_address": progress.address,
+            "threads": WorkerThreads.from_config(config.get("worker_threads"), task_cpus),
             "storage_options": options,
         }
         if mode == "single_node":

@@ -29,6 +29,7 @@ from typing import Any
 
 from . import checkpoint
 from .progress import ProgressSender
+from .threads import WorkerThreads
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +38,7 @@ STRATEGIES = ("default", "runner", "custom")
 COMMUNICATION = ("auto", "ring", "nccl")
 
 
-def _set_threads(threads: Mapping[str, int] | None) -> None:
-    import tensorflow as tf
-
-    threads = threads or {}
-    try:
-        if threads.get("intra_op"):
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads["intra_op"]))
-        if threads.get("inter_op"):
-            tf.config.threading.set_inter_op_parallelism_threads(int(threads["inter_op"]))
-    except RuntimeError:  # the runtime is already initialised (driver process): keep it
-        logger.info("TensorFlow already initialised; thread settings left as they are")
-
-
-def _custom_strategy(communication: str):
+def _custom_strategy(communication: str, threads: WorkerThreads):
     """``use_custom_strategy=True``: this function builds its own strategy."""
     import tensorflow as tf
     from tensorflow.python.eager import context
@@ -59,8 +47,10 @@ def _custom_strategy(communication: str):
         raise ValueError(
             f"training.communication must be one of {COMMUNICATION}, got {communication!r}"
         )
-    # A reused Python worker keeps the previous run's collective ops configured.
+    # A reused Python worker keeps the previous run's collective ops configured. The
+    # reset also drops the thread settings of the old context: set them on the new one.
     context._reset_context()
+    threads.apply()
     implementation = getattr(
         tf.distribute.experimental.CommunicationImplementation, communication.upper()
     )
@@ -103,6 +93,7 @@ def train(
     strategy: str = "default",
     communication: str = "auto",
     storage_options: Mapping[str, Any] | None = None,
+    threads: WorkerThreads | None = None,
 ) -> dict[str, Any]:
     """Train the CNN in this process and return where the chief saved it.
 
@@ -120,6 +111,8 @@ def train(
         communication: the collective implementation in ``custom``: auto, ring, nccl.
         storage_options: fsspec options (credentials included) for the shards, the
             checkpoints and the model (:func:`mnist_pipeline.storage.resolve_options`).
+        threads: ``worker_threads`` as the driver resolved it (:class:`.threads.WorkerThreads`;
+            from ``config`` when ``None``).
 
     Returns:
         ``model_path`` (chief only; ``None`` elsewhere), ``history`` (metric →
@@ -133,14 +126,16 @@ def train(
     from mnist_pipeline.datasets import read_image_shards
     from mnist_pipeline.datasets.image_shards import read_manifest
 
-    from .model import build_core_model, compile_model, learning_rate_at, with_preprocessing
+    from .model import build_core_model, compile_model, training_model, with_preprocessing
 
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    _set_threads(config.get("worker_threads"))
+    if threads is None:
+        threads = WorkerThreads.from_config(config.get("worker_threads"))
     if strategy == "custom":
-        distribution = _custom_strategy(communication)
+        distribution = _custom_strategy(communication, threads)
     else:
+        threads.apply()  # under the runner TensorFlow already started: the unpickling did it
         distribution = tf.distribute.get_strategy()
     worker_index, num_workers = _worker_position(distribution)
     is_chief = worker_index == 0
@@ -170,20 +165,22 @@ def train(
 
     scope = distribution.scope() if strategy == "custom" else _null_scope()
     with scope:
-        model = compile_model(build_core_model(config["model"]), config["optimizer"])
+        core = build_core_model(config["model"])
+        model = compile_model(
+            training_model(core, config["model"]), config["optimizer"], epochs * steps_per_epoch
+        )
         state = checkpoint.read_state(checkpoint_dir, options)
         initial_epoch, history = 0, {}
         if state is not None:
             model.optimizer.build(model.trainable_variables)
             checkpoint.load_weights(model, checkpoint_dir, state, options)
             initial_epoch, history = int(state["epoch"]), dict(state["history"])
+            # The learning rate is a function of the step: continue on the same curve.
+            model.optimizer.iterations.assign(initial_epoch * steps_per_epoch)
             reporter.send(event="resume", epoch=initial_epoch, checkpoint_dir=checkpoint_dir)
 
         class _Epochs(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                self.model.optimizer.learning_rate.assign(
-                    learning_rate_at(epoch, epochs, config["optimizer"])
-                )
                 self._started = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
@@ -221,7 +218,7 @@ def train(
         fit_time = time.perf_counter() - started
 
         model_path = checkpoint.save_model(
-            with_preprocessing(model), output_dir, is_chief=is_chief, options=options
+            with_preprocessing(core), output_dir, is_chief=is_chief, options=options
         )
 
     result = {
