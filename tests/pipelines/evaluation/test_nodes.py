@@ -57,11 +57,6 @@ def test_plots_show_the_matrix_the_mistakes_and_the_curves(evaluated, tiny_model
     assert [line.get_label() for line in curves.axes[0].lines] == ["loss", "val_loss"]
 
 
-def test_history_for_mlflow_keeps_numeric_series_per_epoch():
-    series = nodes.history_for_mlflow({"loss": [0.5, 0.25], "note": "x", "empty": []})
-    assert series == {"loss": [{"value": 0.5, "step": 0}, {"value": 0.25, "step": 1}]}
-
-
 def test_a_model_of_the_wrong_contract_is_refused(mnist_slices):
     inputs = keras.Input((28, 28, 1))
     wrong = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))

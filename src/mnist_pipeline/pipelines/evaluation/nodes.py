@@ -166,16 +166,3 @@ def plot_training_curves(history: dict[str, list[float]]) -> Figure:
             )
     figure.tight_layout()
     return figure
-
-
-def history_for_mlflow(history: dict[str, list[float]]) -> dict[str, list[dict[str, float]]]:
-    """Per-epoch metrics in ``MlflowMetricsHistoryDataset`` format (numeric series only)."""
-    series: dict[str, list[dict[str, float]]] = {}
-    for name, values in history.items():
-        if (
-            isinstance(values, list)
-            and values
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        ):
-            series[name] = [{"value": float(v), "step": step} for step, v in enumerate(values)]
-    return series

@@ -6,7 +6,6 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     compute_metrics,
-    history_for_mlflow,
     metrics_for_mlflow,
     per_class_report,
     plot_confusion_matrix,
@@ -60,12 +59,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="training_history",
                 outputs="training_curves_plot",
                 name="plot_training_curves",
-            ),
-            Node(
-                history_for_mlflow,
-                inputs="training_history",
-                outputs="training_history_mlflow_metrics",
-                name="log_training_history",
             ),
         ],
         tags=["azure"],

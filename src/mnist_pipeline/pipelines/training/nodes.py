@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from mnist_pipeline.datasets import ImageShards
+from mnist_pipeline.registry.tracking import live_epoch_metrics
 from mnist_pipeline.training import TrainingResult, load_trained_model, run_training
 
 
@@ -20,6 +21,8 @@ def train_model(
 
     Workers read the splits by path and shard them; the chief saves the model
     (with its 0–255 preprocessing) and returns its path, which is loaded here.
+    Each epoch's figures reach the active MLflow run (``epoch.loss``, …) as the
+    chief reports them, while training runs.
 
     Returns:
         ``(trained_model, history, summary)``: the model that takes 0–255 images,
@@ -31,6 +34,7 @@ def train_model(
         fingerprint=fingerprint["model_input"],
         config=params,
         storage_options=train.storage_options,
+        on_event=live_epoch_metrics(),  # per-epoch figures to the active MLflow run, live
     )
     model = load_trained_model(result.model_path, train.storage_options)
     return model, result.history, summarise(result, params)
