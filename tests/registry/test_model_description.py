@@ -1,0 +1,20 @@
+"""The registered model carries a description in the registry (and so in the MLflow UI)."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+
+from mnist_pipeline.registry.store import MODEL_DESCRIPTION, _ensure_registered_model
+
+
+def test_a_new_or_undescribed_registered_model_gets_the_description(tmp_path):
+    uri = f"sqlite:///{tmp_path}/registry.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    _ensure_registered_model(client, "mnist_cnn")
+    assert client.get_registered_model("mnist_cnn").description == MODEL_DESCRIPTION
+    client.create_registered_model("older")  # registered before descriptions existed
+    _ensure_registered_model(client, "older")
+    assert client.get_registered_model("older").description == MODEL_DESCRIPTION
+    client.update_registered_model("older", description="edited by a person")
+    _ensure_registered_model(client, "older")  # a description someone wrote is kept
+    assert client.get_registered_model("older").description == "edited by a person"
