@@ -61,4 +61,4 @@ def test_a_model_of_the_wrong_contract_is_refused(mnist_slices):
     inputs = keras.Input((28, 28, 1))
     wrong = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
     with pytest.raises(ValueError, match=r"\(N, 10\) probabilities, returned \(1000, 3\)"):
-        nodes.predict_test_set(wrong, mnist_slices["test"], {})
+        nodes.predict_test_set(wrong, mnist_slices["test"], {"batch_size": 256})
