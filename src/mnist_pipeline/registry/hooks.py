@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from mnist_pipeline.registry.config import absolute_store_uri, ensure_local_store, redact_values
+from mnist_pipeline.registry.config import (
+    absolute_store_uri,
+    ensure_local_store,
+    redact_uri,
+    redact_values,
+)
 
 _MLFLOW_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
@@ -52,10 +58,20 @@ class RedactedParamsHook:
     """
 
     @hook_impl(tryfirst=True)
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
         for key in ("runtime_params", "extra_params"):
             if run_params.get(key):
                 run_params[key] = redact_values(run_params[key])
+        # MLflow prints "View run ... at: <tracking URI>/#/..." to stdout when a run on a
+        # server ends, password included: not when a URI of this run holds one.
+        import mlflow
+
+        try:
+            texts = [mlflow.get_tracking_uri(), repr(catalog.load("parameters"))]
+        except Exception:  # no parameters: nothing to look at
+            texts = [mlflow.get_tracking_uri()]
+        if any(redact_uri(text) != text for text in texts):
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
     @hook_impl(tryfirst=True)
     def before_node_run(self, inputs: dict[str, Any]) -> None:
