@@ -102,3 +102,20 @@ def test_notebook_runs(path, kedro_kernel, real_mnist_dir, tmp_path, monkeypatch
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no figure was drawn"
+    for cell in notebook.cells:  # every figure a node returns is shown, not dropped
+        if cell.cell_type == "code" and "plot_class_balance(summary)" in cell.source:
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source
+    assert not (path.parent / "data").exists(), "a notebook wrote into notebooks/data/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_notebook_works_from_the_project_root_wherever_it_was_opened(path):
+    """Relative data/ and mlruns/ locations must resolve against the project root.
+
+    Opened from ``notebooks/``, a notebook would otherwise miss the ``data/01_raw/mnist``
+    cache offline and download a second copy into ``notebooks/data/``.
+    """
+    notebook = nbformat.read(path, as_version=4)
+    setup = next(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    chdir = setup.find("os.chdir(find_kedro_project(Path.cwd()))")
+    assert 0 <= chdir < setup.find("%reload_kedro"), setup

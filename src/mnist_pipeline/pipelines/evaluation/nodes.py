@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # nodes run headless (CI, Spark drivers)
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+# Figures are built with the object API, not pyplot (as in ingestion): no global figure
+# registry to leak into, no GUI backend to pick, the same in a notebook and on a server.
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -87,7 +85,8 @@ def plot_confusion_matrix(probabilities: np.ndarray, test: dict[str, np.ndarray]
     matrix = confusion_matrix(
         test["labels"], probabilities.argmax(axis=1), labels=range(NUM_CLASSES)
     )
-    figure, axis = plt.subplots(figsize=(7, 6))
+    figure = Figure(figsize=(7, 6))
+    axis = figure.subplots()
     image = axis.imshow(np.log1p(matrix), cmap="Blues")
     for true in range(NUM_CLASSES):
         for pred in range(NUM_CLASSES):
@@ -128,7 +127,8 @@ def plot_misclassified(
     wrong = wrong[np.argsort(-confidence, kind="stable")][: int(params["max_misclassified"])]
     columns = 6
     rows = max(1, -(-len(wrong) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
+    figure = Figure(figsize=(columns * 1.6, rows * 1.9))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, index in zip(axes.flat, wrong, strict=False):
@@ -151,7 +151,8 @@ def plot_misclassified(
 
 def plot_training_curves(history: dict[str, list[float]]) -> Figure:
     """Loss and accuracy per epoch, training against validation (``val_*``)."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots(1, 2)
     for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
             values = history.get(key)
