@@ -6,7 +6,10 @@ each), in the same run:
 
 * concurrency 1, 8 and 32 × batch 1 and 32 images: requests/s, images/s, p50/p95/p99, errors;
 * a soak of ≥ 10,000 single-image requests at concurrency 16 against the project's server;
-* the ratio of requests/s at concurrency 8, batch 1.
+* the ratio of requests/s at concurrency 8, batch 1;
+* the cost of the inference log: single-image p50 at concurrency 1 and 8 of the project's
+  server without and with its inference log, alternated in the same run (goal ≤ 10 %).
+  ``--logging-only`` runs just this part.
 
 Usage (from the project root)::
 
@@ -212,6 +215,59 @@ HEADER = (
 )
 
 
+def logging_cost(
+    model_uri: str, registry_uri: str, root: Path, max_requests: int, max_seconds: float
+) -> list[dict[str, Any]]:
+    """p50 of single images at concurrency 1 and 8, without and with the inference log.
+
+    Both servers run at once (same model, same threads); rounds alternate between them
+    so that a busy machine slows both alike; the median of the rounds' p50s is reported.
+    """
+    from mnist_pipeline.serving import ServerProcess, ServerSettings
+
+    plain = ServerProcess(model_uri, registry_uri, ServerSettings(port=0, inter_op_threads=1))
+    logged = ServerProcess(
+        model_uri,
+        registry_uri,
+        ServerSettings(port=0, inter_op_threads=1, inference_log=str(root / "inference-log")),
+    )
+    body = bodies()[1]
+    rows: list[dict[str, Any]] = []
+    try:
+        plain.start()
+        logged.start()
+        for server in (plain, logged):  # warm-up
+            load(server.predict_url, body, images=1, concurrency=2, max_requests=50, max_seconds=30)
+        for concurrency in (1, 8):
+            p50s: dict[str, list[float]] = {"without log": [], "with log": []}
+            for _ in range(3):
+                for name, server in (("without log", plain), ("with log", logged)):
+                    row = load(
+                        server.predict_url, body, images=1, concurrency=concurrency,
+                        max_requests=max_requests, max_seconds=max_seconds,
+                    )  # fmt: skip
+                    p50s[name].append(row["p50_ms"])
+            base, with_log = (float(np.median(p50s[k])) for k in ("without log", "with log"))
+            row = {
+                "concurrency": concurrency,
+                "p50_ms_without_log": base,
+                "p50_ms_with_log": with_log,
+                "overhead_percent": round(100 * (with_log - base) / base, 1),
+            }
+            rows.append(row)
+            print(
+                f"inference log, concurrency {concurrency}: p50 {base:.2f} ms without, "
+                f"{with_log:.2f} ms with ({row['overhead_percent']:+.1f} %, goal ≤ 10 %)",
+                flush=True,
+            )
+        status = requests.get(f"{logged.url}/v1/models/{logged.info['name']}", timeout=10).json()
+        print(f"inference log status: {status.get('inference_log')}")
+    finally:
+        plain.stop()
+        logged.stop()
+    return rows
+
+
 def _format(row: dict[str, Any]) -> str:
     return (
         f"{row['server']:<16}{row['concurrency']:>5}{row['batch']:>6}{row['requests']:>9}"
@@ -229,6 +285,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="per configuration, at most")
     parser.add_argument("--soak", type=int, default=10_000, help="requests at concurrency 16")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--logging-only", action="store_true", help="only the inference log's cost on p50"
+    )
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
@@ -247,6 +306,11 @@ def main() -> int:
         if not args.model_uri:
             ours_uri, ours_registry = bare_uri, bare_registry
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}\n")
+        if args.logging_only:
+            rows = logging_cost(ours_uri, ours_registry, root, args.requests, args.seconds)
+            if args.json:
+                args.json.write_text(json.dumps({"inference_log": rows}, indent=2))
+            return 0
 
         ours = ServerProcess(ours_uri, ours_registry, ServerSettings(port=0, inter_op_threads=1))
         plain = MlflowModelsServe(bare_uri, bare_registry, root / "mlflow-serve.log")
