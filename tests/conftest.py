@@ -16,6 +16,29 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_MNIST = Path(os.environ.get("MNIST_TEST_DATA", PROJECT_ROOT.parent / "shared/data/mnist"))
 
+# Fixtures shared across folders, registered once here (not re-imported into conftests):
+# a tiny trained model on real MNIST slices, and a registered model + its model server.
+pytest_plugins = ["tests.registry.tiny_model", "tests.serving.fixtures"]
+
+
+def read_mnist_split(
+    folder: Path, prefix: str, start: int = 0, count: int | None = None
+) -> dict[str, np.ndarray]:
+    """Images and labels ``[start, start + count)`` of a real MNIST split (``train``/``t10k``).
+
+    The one helper that reads the real files in tests: uint8 0–255, no channel axis, as
+    ingestion returns them.
+    """
+    from mnist_pipeline.datasets.idx import parse_idx
+
+    stop = None if count is None else start + count
+    images = parse_idx((folder / f"{prefix}-images-idx3-ubyte.gz").read_bytes(), prefix)
+    labels = parse_idx((folder / f"{prefix}-labels-idx1-ubyte.gz").read_bytes(), prefix)
+    return {
+        "images": images[start:stop].astype(np.uint8),
+        "labels": labels[start:stop].astype(np.uint8),
+    }
+
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_state():

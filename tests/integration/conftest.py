@@ -27,6 +27,3 @@ def mlflow_server_factory(tmp_path: Path) -> Iterator[MlflowServerFactory]:
 def mlflow_servers(mlflow_server_factory: MlflowServerFactory) -> MlflowServerPair:
     """Two real servers, ``.sandbox`` and ``.production``, with no shared storage."""
     return mlflow_server_factory.pair()
-
-
-from tests.registry.tiny_model import mnist_slices, tiny_model  # noqa: E402, F401

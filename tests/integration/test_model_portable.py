@@ -48,7 +48,6 @@ from mnist_pipeline.registry.model import (
 from mnist_pipeline.registry.store import uris
 from mnist_pipeline.serving.model import download_model, load_keras_model
 from tests.integration.mlflow_servers import free_port
-from tests.serving.fixtures import model_server, registered  # noqa: F401
 from tests.serving.registered_model import RegisteredModel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -71,7 +70,7 @@ def _tool_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(registered: RegisteredModel, tmp_path_factory) -> Path:  # noqa: F811
+def model_dir(registered: RegisteredModel, tmp_path_factory) -> Path:
     """The registered model's files, downloaded; fails if its environment was never built."""
     folder = download_model(
         registered.model_uri, registered.registry_uri, tmp_path_factory.mktemp("model")
@@ -86,7 +85,7 @@ def model_dir(registered: RegisteredModel, tmp_path_factory) -> Path:  # noqa: F
 
 
 @pytest.fixture(scope="module")
-def mlflow_serve(registered: RegisteredModel, model_dir: Path, tmp_path_factory) -> Iterator[str]:  # noqa: F811
+def mlflow_serve(registered: RegisteredModel, model_dir: Path, tmp_path_factory) -> Iterator[str]:
     """``mlflow models serve`` of ``models:/mnist_cnn@production``, default env manager."""
     port = free_port()
     store = registered.registry_uri
@@ -131,8 +130,8 @@ def _bodies(images: np.ndarray) -> dict[str, dict]:
 
 def test_four_formats_answer_the_same_in_mlflow_serving_and_the_project_server(
     mlflow_serve,
-    model_server,  # noqa: F811
-    registered,  # noqa: F811
+    model_server,
+    registered,
 ) -> None:
     images = registered.test_images[:IMAGES]
     keras_model = load_keras_model(registered.model_uri, registered.registry_uri)
@@ -158,7 +157,7 @@ def test_four_formats_answer_the_same_in_mlflow_serving_and_the_project_server(
         np.testing.assert_allclose(answer.json()["predictions"], offline, atol=1e-5)
 
 
-def test_bad_bodies_get_a_short_4xx_with_the_contract_message(mlflow_serve, registered) -> None:  # noqa: F811
+def test_bad_bodies_get_a_short_4xx_with_the_contract_message(mlflow_serve, registered) -> None:
     too_bright = registered.test_images[:2].astype(np.float64) * 2
     answer = requests.post(
         f"{mlflow_serve}/invocations", json={"instances": too_bright.tolist()}, timeout=60
@@ -176,7 +175,7 @@ def test_bad_bodies_get_a_short_4xx_with_the_contract_message(mlflow_serve, regi
 
 def test_the_registered_model_predicts_where_the_project_cannot_be_imported(
     model_dir,
-    registered,  # noqa: F811
+    registered,
 ) -> None:
     """Not a toy: the pyfunc's code and contract travel in the artifact, nothing is pickled."""
     assert (model_dir / "code" / "image_contract.py").read_bytes() == CONTRACT_FILE.read_bytes()
@@ -218,7 +217,7 @@ assert not [m for m in sys.modules if m.startswith("mnist_pipeline")]
     np.testing.assert_allclose(predicted, expected, atol=1e-5)
 
 
-def test_deploy_refuses_a_model_pickled_against_project_code(registered, tmp_path) -> None:  # noqa: F811
+def test_deploy_refuses_a_model_pickled_against_project_code(registered, tmp_path) -> None:
     """The format earlier versions registered: the pyfunc class pickled by reference."""
     from mnist_pipeline.registry.pyfunc_model import MnistClassifier
 

@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import requests
 
-from tests.serving.fixtures import registered  # noqa: F401
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
@@ -39,7 +37,7 @@ def _environment(registry_uri: str) -> dict[str, str]:
 
 
 def test_kedro_serve_serves_the_production_model_until_ctrl_c(
-    registered,  # noqa: F811
+    registered,
     project_root: Path,
     tmp_path: Path,
 ) -> None:
@@ -86,7 +84,7 @@ def test_kedro_serve_serves_the_production_model_until_ctrl_c(
         requests.get(f"{url}/health", timeout=5)
 
 
-def test_kedro_serve_explains_a_missing_model(registered, project_root: Path) -> None:  # noqa: F811
+def test_kedro_serve_explains_a_missing_model(registered, project_root: Path) -> None:
     env = _environment(registered.registry_uri)
     env["MLFLOW_PRODUCTION_ALIAS"] = "nobody"
     result = subprocess.run(

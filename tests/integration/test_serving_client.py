@@ -15,7 +15,6 @@ import pytest
 from mnist_pipeline.client import ServerRefusedError, post_images, predict_digits
 from mnist_pipeline.serving.model import load_keras_model
 from tests.client.render import render, save
-from tests.serving.fixtures import model_server, registered  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +27,7 @@ STYLES = [
 
 
 @pytest.fixture(scope="module")
-def photos(registered, tmp_path_factory) -> tuple[list[Path], np.ndarray]:  # noqa: F811
+def photos(registered, tmp_path_factory) -> tuple[list[Path], np.ndarray]:
     """40 real test digits the model reads confidently, drawn as PNG/JPEG photos of any style."""
     model = load_keras_model(registered.model_uri, registered.registry_uri)
     images, labels = registered.test_images[:400], registered.test_labels[:400]
@@ -46,7 +45,7 @@ def photos(registered, tmp_path_factory) -> tuple[list[Path], np.ndarray]:  # no
     return paths, labels[confident]
 
 
-def test_client_recovers_the_digits_from_photos(model_server, photos) -> None:  # noqa: F811
+def test_client_recovers_the_digits_from_photos(model_server, photos) -> None:
     paths, labels = photos
     results = predict_digits(paths, model_server.predict_url, token_env=None)
     digits = np.asarray([result.digit for result in results])
@@ -68,7 +67,7 @@ def _client(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_command_line_prints_digits_and_json(model_server, photos) -> None:  # noqa: F811
+def test_command_line_prints_digits_and_json(model_server, photos) -> None:
     paths, _ = photos
     chosen = [str(paths[0]), str(paths[1])]
     plain = _client(*chosen, "--url", model_server.predict_url)
@@ -84,7 +83,7 @@ def test_command_line_prints_digits_and_json(model_server, photos) -> None:  # n
     assert lines[0].split(": ")[1].startswith(str(answers[0]["digit"]))
 
 
-def test_command_line_errors_are_clear(model_server, photos, tmp_path: Path) -> None:  # noqa: F811
+def test_command_line_errors_are_clear(model_server, photos, tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_text("not an image")
     unreadable = _client(str(broken), "--url", model_server.predict_url)
@@ -101,14 +100,14 @@ def test_command_line_errors_are_clear(model_server, photos, tmp_path: Path) -> 
     assert "404" in wrong_model.stderr and "serves 'mnist_cnn'" in wrong_model.stderr
 
 
-def test_server_message_reaches_the_caller(model_server) -> None:  # noqa: F811
+def test_server_message_reaches_the_caller(model_server) -> None:
     too_many = np.zeros((65, 28, 28), np.uint8)  # the test server takes at most 64 per request
     with pytest.raises(ServerRefusedError, match=r"413.*exceeds the limit of 64") as caught:
         post_images(model_server.predict_url, too_many, token_env=None)
     assert caught.value.status == 413
 
 
-def test_failover_from_a_stopped_server_to_the_real_one(model_server, photos) -> None:  # noqa: F811
+def test_failover_from_a_stopped_server_to_the_real_one(model_server, photos) -> None:
     """Two real servers on 127.0.0.1: a stand-in primary that stops mid-test, the model server."""
     from tests.client.stub_server import stub_server
 

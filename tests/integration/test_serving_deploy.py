@@ -19,7 +19,6 @@ from kedro.framework.startup import bootstrap_project
 from mnist_pipeline.pipelines.deploy.nodes import DeploymentRejectedError
 from mnist_pipeline.serving.model import load_keras_model
 from tests.integration.mlflow_servers import start_mlflow_server
-from tests.serving.fixtures import registered  # noqa: F401
 from tests.serving.registered_model import register
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,7 +27,7 @@ CHECKS = {"num_images": 500, "latency_requests": 50, "request_batch_size": 50}
 
 
 @pytest.fixture(scope="module")
-def production_registry(tmp_path_factory, registered):  # noqa: F811
+def production_registry(tmp_path_factory, registered):
     """A real mlflow server whose registry holds the model as mnist_cnn@production."""
     with start_mlflow_server(tmp_path_factory.mktemp("production"), name="production") as server:
         model = load_keras_model(registered.model_uri, registered.registry_uri)

@@ -14,13 +14,12 @@ import pytest
 import requests
 
 from mnist_pipeline.serving.model import load_keras_model
-from tests.serving.fixtures import model_server, registered  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def offline(registered):  # noqa: F811
+def offline(registered):
     """The registered model's own predictions on the first 64 test images."""
     model = load_keras_model(registered.model_uri, registered.registry_uri)
     images = registered.test_images[:64]
@@ -40,7 +39,7 @@ def _assert_still_serving(server, offline) -> None:
     np.testing.assert_allclose(served, expected[:2], atol=1e-5)
 
 
-def test_row_and_columnar_formats_answer_offline_predictions(model_server, offline) -> None:  # noqa: F811
+def test_row_and_columnar_formats_answer_offline_predictions(model_server, offline) -> None:
     images, expected = offline
     rows = _served(model_server.predict_url, {"instances": images.tolist()})
     columns = _served(model_server.predict_url, {"inputs": images[..., None].tolist()})
@@ -54,13 +53,13 @@ def test_row_and_columnar_formats_answer_offline_predictions(model_server, offli
     "path",
     ["/invocations", "/serving-endpoints/mnist_cnn/invocations", "/v1/models/mnist_cnn:predict"],
 )
-def test_mlflow_and_databricks_paths_answer_too(model_server, offline, path: str) -> None:  # noqa: F811
+def test_mlflow_and_databricks_paths_answer_too(model_server, offline, path: str) -> None:
     images, expected = offline
     served = _served(model_server.url + path, {"instances": images[:3].tolist()})
     np.testing.assert_allclose(served, expected[:3], atol=1e-5)
 
 
-def test_concurrent_requests_each_get_their_own_answer(model_server, offline) -> None:  # noqa: F811
+def test_concurrent_requests_each_get_their_own_answer(model_server, offline) -> None:
     images, expected = offline
 
     def ask(index: int) -> np.ndarray:
@@ -110,7 +109,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("case", list(BAD_BODIES))
 def test_bad_payload_gets_4xx_with_reason_and_server_keeps_serving(
-    model_server,  # noqa: F811
+    model_server,
     offline,
     case: str,
 ) -> None:
@@ -126,7 +125,7 @@ def test_bad_payload_gets_4xx_with_reason_and_server_keeps_serving(
     _assert_still_serving(model_server, offline)
 
 
-def test_chunked_oversized_body_is_refused(model_server, offline) -> None:  # noqa: F811
+def test_chunked_oversized_body_is_refused(model_server, offline) -> None:
     def chunks():
         yield b'{"instances": ['
         for _ in range(30):
@@ -139,7 +138,7 @@ def test_chunked_oversized_body_is_refused(model_server, offline) -> None:  # no
     _assert_still_serving(model_server, offline)
 
 
-def test_routes_status_and_refusals(model_server) -> None:  # noqa: F811
+def test_routes_status_and_refusals(model_server) -> None:
     status = requests.get(f"{model_server.url}/v1/models/mnist_cnn", timeout=10).json()
     assert status["model_version_status"][0]["state"] == "AVAILABLE"
     assert status["model"]["version"] == model_server.info["version"]

@@ -91,6 +91,7 @@ def test_notebook_runs(path, kedro_kernel, real_mnist_dir, tmp_path, monkeypatch
         notebook,
         kernel_name=kedro_kernel,
         timeout=CELL_TIMEOUT_S,
+        startup_timeout=CELL_TIMEOUT_S,  # the kernel loads Kedro first: slow on a busy machine
         resources={"metadata": {"path": str(path.parent)}},
     )
     try:

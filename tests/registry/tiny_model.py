@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.datasets.idx import parse_idx
+from tests.conftest import read_mnist_split
 
 TRAIN_IMAGES = 3000
 TEST_IMAGES = 1000
@@ -24,9 +24,7 @@ TEST_IMAGES = 1000
 
 def read_split(folder: Path, prefix: str, count: int) -> dict[str, np.ndarray]:
     """The first ``count`` images and labels of a real MNIST split, as ingestion returns them."""
-    images = parse_idx((folder / f"{prefix}-images-idx3-ubyte.gz").read_bytes(), prefix)
-    labels = parse_idx((folder / f"{prefix}-labels-idx1-ubyte.gz").read_bytes(), prefix)
-    return {"images": images[:count].astype(np.uint8), "labels": labels[:count].astype(np.uint8)}
+    return read_mnist_split(folder, prefix, 0, count)
 
 
 def build_tiny_model(seed: int = 0):

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_pipeline.datasets.idx import parse_idx
 from mnist_pipeline.datasets.image_shards import write_image_shards
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, read_mnist_split
 
 TRAIN_IMAGES = 3200
 VALIDATION_IMAGES = 800
@@ -20,9 +19,8 @@ TEST_IMAGES = 1000
 
 
 def _read(folder: Path, prefix: str, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    images = parse_idx((folder / f"{prefix}-images-idx3-ubyte.gz").read_bytes(), prefix)
-    labels = parse_idx((folder / f"{prefix}-labels-idx1-ubyte.gz").read_bytes(), prefix)
-    return images[start : start + count], labels[start : start + count].astype(np.uint8)
+    split = read_mnist_split(folder, prefix, start, count)
+    return split["images"], split["labels"]
 
 
 def write_model_input(real_mnist_dir: Path, root: Path) -> dict[str, Any]:

@@ -1,1 +1,0 @@
-from tests.registry.tiny_model import mnist_slices, tiny_model  # noqa: F401

@@ -1,1 +1,0 @@
-from tests.serving.fixtures import model_server, registered  # noqa: F401
