@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from kedro.config import MissingConfigException
@@ -101,8 +102,18 @@ class SparkHooks:
                 "this pipeline has nodes tagged 'spark' but no spark.yml was found in "
                 "conf/base or conf/<env>"
             )
-        logger.info("Starting Spark (master %s)", self._settings["spark.master"])
+        logger.info(
+            "Starting Spark (master %s); the JVM takes a while to start",
+            self._settings["spark.master"],
+        )
+        started = time.monotonic()
         self._spark = create_spark_session(self._settings)
+        logger.info(
+            "Spark ready in %.0f s (%s, %d task slots)",
+            time.monotonic() - started,
+            self._spark.sparkContext.master,
+            self._spark.sparkContext.defaultParallelism,
+        )
 
     def _stop(self) -> None:
         if self._spark is not None:
