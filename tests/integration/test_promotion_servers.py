@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from mnist_pipeline.registry import GateRefusedError, RegistryUnreachableError
+from mnist_pipeline.registry.model import predict_images
 from tests.integration import promotion_project
 from tests.integration.mlflow_servers import live_group_members
 
@@ -31,6 +32,12 @@ SECRETS = {
     "DATABRICKS_TOKEN": "dapi-never-log-51b2d8e0",
 }
 LOW_FLOOR = {"promotion": {"gate": {"min_accuracy": 0.5}}}
+# A password someone wrote into the production tracking URI (the server ignores it).
+PASSWORD = "pw-never-log-0c4e2b9d"
+
+
+def _with_password(url: str) -> str:
+    return url.replace("http://", f"http://bot:{PASSWORD}@")
 
 
 @pytest.fixture
@@ -70,6 +77,13 @@ def _report(tmp_path: Path, name: str) -> dict:
     return json.loads((tmp_path / "data" / "08_reporting" / f"{name}.json").read_text())
 
 
+def _run_id(server) -> str:
+    """The newest run of the sandbox's experiments (the Kedro run)."""
+    client = _client(server)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, order_by=["attributes.start_time DESC"])[0].info.run_id
+
+
 def _files_containing(root: Path, needle: bytes) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
@@ -80,6 +94,7 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
     sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", _with_password(production.url))
     caplog.set_level(logging.DEBUG)
 
     promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
@@ -105,10 +120,15 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
     assert _versions(production) == ["1"]
     assert _versions(sandbox) == ["1"]
 
-    # No credential value in any log, tag, parameter, database or artifact.
+    # No credential value in any log, tag, parameter, database or artifact (the stores'
+    # databases hold the runs' parameters and tags; artifacts are files under their roots).
     output = capfd.readouterr()
     logs = caplog.text + output.out + output.err
-    for value in SECRETS.values():
+    params = _client(sandbox).get_run(_run_id(sandbox)).data
+    assert params.params["promotion.production.tracking_uri"] == (
+        production.url.replace("http://", "http://bot:***@")
+    )
+    for value in [*SECRETS.values(), PASSWORD]:
         assert value not in logs
         for root in (sandbox.root, production.root, tmp_path / "data", workspace):
             assert _files_containing(root, value.encode()) == []
@@ -123,16 +143,16 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
         mlflow.set_registry_uri(production.url)
         served = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
     test = mnist_slices["test"]
-    probabilities = served.predict(test["images"])
+    probabilities = served.predict(test["images"].astype(np.float32))  # the signature
     accuracy = float((probabilities.argmax(axis=1) == test["labels"]).mean())
     assert accuracy == pytest.approx(metrics["test_accuracy"])
     np.testing.assert_allclose(
-        served.predict(test["images"][:5, :, :, np.newaxis]), probabilities[:5], atol=1e-6
+        predict_images(served, test["images"][:5, :, :, np.newaxis]), probabilities[:5], atol=1e-6
     )
 
 
-def test_refusal_and_unreachable_production_leave_production_untouched(
-    workspace, tmp_path, mlflow_servers, tiny_model
+def test_refusal_and_unreachable_production_leave_production_untouched(  # noqa: PLR0917
+    workspace, tmp_path, monkeypatch, mlflow_servers, tiny_model, caplog, capfd
 ):
     sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
     promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
@@ -160,10 +180,16 @@ def test_refusal_and_unreachable_production_leave_production_untouched(
 
     # Production down: a clear error naming it, and nothing moves anywhere.
     production.stop()
+    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", _with_password(production.url))
     disabled = {"promotion": {"gate": {"mode": "disabled", "min_accuracy": 0.5}}}
     with pytest.raises(RegistryUnreachableError, match=r"production .* is unreachable") as error:
         promotion_project.run(workspace, "azure", runtime_params=disabled)
-    assert production.url in str(error.value)
+    assert production.url.replace("http://", "http://bot:***@") in str(error.value)
+    # Nothing of the failure (message, cause, traceback, logs) repeats the password.
+    assert error.value.__cause__ is None or PASSWORD not in str(error.value.__cause__)
+    output = capfd.readouterr()
+    assert PASSWORD not in caplog.text + output.out + output.err
+    assert _files_containing(sandbox.root, PASSWORD.encode()) == []
     assert _alias(sandbox, "champion") == "1"
     # Read production's own store directly (its server is down): nothing was written.
     store = mlflow.MlflowClient(
