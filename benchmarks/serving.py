@@ -81,6 +81,25 @@ def register_bare_keras(model: Any, root: Path) -> tuple[str, str]:
     return uri, "models:/bench_cnn@production"
 
 
+def register_project_pyfunc(model: Any, root: Path) -> tuple[str, str]:
+    """Log ``model`` as the project's pyfunc (what promotion registers); alias ``production``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from mnist_pipeline.registry.model import log_classifier
+
+    uri = f"sqlite:///{root / 'bench-pyfunc.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment("bench", artifact_location=(root / "art2").as_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    with mlflow.start_run(experiment_id=experiment):
+        info = log_classifier(model, np.zeros((3, 28, 28), np.uint8))
+        version = mlflow.register_model(info.model_uri, "bench_cnn")
+    client.set_registered_model_alias("bench_cnn", "production", version.version)
+    return uri, "models:/bench_cnn@production"
+
+
 # ── the servers ──────────────────────────────────────────────────────────────────────────
 class MlflowModelsServe:
     """``mlflow models serve --env-manager local`` in its own process group."""
@@ -307,6 +326,8 @@ def main() -> int:
             ours_uri, ours_registry = bare_uri, bare_registry
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}\n")
         if args.logging_only:
+            if not args.model_uri:  # the project server serves only the project's pyfunc
+                ours_registry, ours_uri = register_project_pyfunc(model, root)
             rows = logging_cost(ours_uri, ours_registry, root, args.requests, args.seconds)
             if args.json:
                 args.json.write_text(json.dumps({"inference_log": rows}, indent=2))
