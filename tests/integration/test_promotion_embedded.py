@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
+from mnist_pipeline.registry.model import predict_images
 from tests.integration import promotion_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -81,7 +83,22 @@ def test_embedded_defaults_register_gate_and_promote(
         mlflow.set_registry_uri(production_uri)
         served = mlflow.pyfunc.load_model("models:/mnist_cnn@production")
     images = mnist_slices["test"]["images"][:50]
-    probabilities = served.predict(images)
+    probabilities = served.predict(images.astype(np.float32))  # the signature: float32 (N, 28, 28)
     assert probabilities.shape == (50, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
-    np.testing.assert_array_equal(probabilities, served.predict(images[..., np.newaxis]))
+    np.testing.assert_array_equal(probabilities, predict_images(served, images[..., np.newaxis]))
+
+    # The production version's model card: its description and an artifact of its run.
+    card = version.description
+    assert card.startswith(f"# mnist_cnn v{version.version} — MNIST handwritten-digit classifier")
+    assert f"Test accuracy **{metrics['test_accuracy']:.4f}**" in card
+    per_class = (data / "08_reporting/per_class_report.csv").read_text().splitlines()[1:]
+    for row in per_class:  # digit,precision,recall,f1,support as evaluation wrote them
+        digit, precision, recall, f1, _support = row.split(",")
+        line = f"| {digit} | {float(precision):.4f} | {float(recall):.4f} | {float(f1):.4f} |"
+        assert line in card, line
+    assert f"`{'f' * 64}`" in card and verdict["checks"][0]["detail"] in card
+    assert f"`{candidate['run_id']}`" in card
+    assert card == (data / "08_reporting/model_card.md").read_text()
+    logged = client.download_artifacts(version.run_id, "model_card.md", str(tmp_path))
+    assert Path(logged).read_text() == card

@@ -8,6 +8,7 @@ pipeline validates it in a real model server and writes the deployment report.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -17,6 +18,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from mnist_pipeline.pipelines.deploy.nodes import DeploymentRejectedError
+from mnist_pipeline.registry import model_env
 from mnist_pipeline.serving.model import load_keras_model
 from tests.integration.mlflow_servers import start_mlflow_server
 from tests.serving.registered_model import register
@@ -24,6 +26,12 @@ from tests.serving.registered_model import register
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHECKS = {"num_images": 500, "latency_requests": 50, "request_batch_size": 50}
+# The model's own environment, built by `make model-env` (never inside a test).
+ENV = {
+    "build_if_missing": False,
+    "env_root": str(model_env.env_root(os.environ.get("MLFLOW_ENV_ROOT") or ".mlflow-envs")),
+    "num_images": 20,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +45,11 @@ def production_registry(tmp_path_factory, registered):
 def _deploy(
     project_root: Path, tmp_path: Path, mnist: Path, registry_url: str, **env: str
 ) -> tuple[Exception | None, Path]:
-    """Run the deploy pipeline in env gcp; return the error (if any) and the reporting folder."""
+    """Run the deploy pipeline in env gcp; return the error (if any) and the reporting folder.
+
+    ``fresh_env="yes"`` runs the check in the model's own environment (slow: one test does).
+    """
+    fresh = ENV if env.pop("fresh_env", None) == "yes" else {"enabled": False}
     data = tmp_path / "data"
     variables = {
         "MNIST_SOURCE": str(mnist),
@@ -58,7 +70,7 @@ def _deploy(
         with KedroSession.create(
             project_path=project_root,
             env="gcp",
-            runtime_params={"deploy_validation": {**CHECKS, **gate}},
+            runtime_params={"deploy_validation": {**CHECKS, **gate}, "deploy_environment": fresh},
         ) as session:
             try:
                 session.run(pipeline_names=["deploy"])
@@ -87,6 +99,7 @@ def test_promoted_model_is_validated_in_a_real_server(
         # The runtime override is checked; the figure is reported, not asserted: a latency
         # gate in a test fails on a busy machine (it did at 500 ms).
         gate_max_latency_p50_ms=60_000,
+        fresh_env="yes",
     )
     assert error is None, error
     report = json.loads((reports / "deployment_report.json").read_text())
@@ -102,8 +115,12 @@ def test_promoted_model_is_validated_in_a_real_server(
     latency = report["latency_ms"]["single_image"]
     assert latency["n"] == 50 and 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     print(f"single-image latency: p50 {latency['p50']} ms, p95 {latency['p95']} ms")
+    fresh = report["fresh_env"]  # loaded and predicted in its own environment, as offline
+    assert fresh["loaded"] and fresh["reused"] and fresh["predictions_match"], fresh
     summary = (reports / "deployment_summary.md").read_text()
     assert summary.startswith("# Deployment validation: DEPLOYABLE")
+    card = mlflow.MlflowClient(server.url, server.url).get_model_version("mnist_cnn", version)
+    assert "## Deploy validation\n\n**DEPLOYABLE**" in card.description
     with pytest.raises(requests.ConnectionError):  # the validation server was stopped
         requests.get(f"{report['server']['url']}/health", timeout=5)
 
