@@ -23,7 +23,7 @@ def test_round_trip_and_handle(tmp_path, scaled):
     assert handle.num_examples == 103 and handle.image_shape == (28, 28, 1)
     assert len(handle.files) == 4 and len(handle.sha256) == 64
     assert sum(handle.label_counts) == 103
-    images, labels = handle.read()
+    images, labels = read_image_shards(handle.path)
     np.testing.assert_array_equal(images, scaled["images"])
     np.testing.assert_array_equal(labels, scaled["labels"])
     assert images.dtype == np.float32

@@ -202,10 +202,6 @@ class ImageShards:
     label_counts: tuple[int, ...]
     storage_options: dict[str, Any] | None = None
 
-    def read(self, shard_index: int = 0, num_shards: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Read this split (or one worker's share of it) as arrays."""
-        return read_image_shards(self.path, shard_index, num_shards, self.storage_options)
-
 
 class ImageShardsDataset(AbstractDataset[dict[str, np.ndarray], ImageShards]):
     """Saves ``{"images", "labels"}`` as Parquet shards; loads an :class:`ImageShards`.
