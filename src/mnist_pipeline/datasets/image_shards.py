@@ -188,10 +188,10 @@ def read_image_shards(
 
 @dataclass(frozen=True)
 class ImageShards:
-    """A handle on a split folder: its path, size and fingerprint; arrays read on demand.
+    """A handle on a split folder: its path, size and fingerprint; no arrays in memory.
 
-    Nodes pass ``path`` to training workers; :meth:`read` loads arrays where a
-    node really needs them in the driver (evaluation).
+    Nodes pass ``path`` to training workers, which read their share with
+    :func:`read_image_shards`.
     """
 
     path: str
