@@ -1,5 +1,4 @@
 import functools
-import gzip
 import hashlib
 import http.server
 import socket
@@ -193,13 +192,11 @@ def test_http_source_is_downloaded_once(tmp_path, http_source, small_split):
     np.testing.assert_array_equal(first["images"], second["images"])
 
 
-def test_save_writes_loadable_gzipped_idx(tmp_path, small_split):
+def test_raw_files_are_read_only(tmp_path, small_split):
     ds = dataset(str(tmp_path / "out"))
-    ds.save(small_split)
-    raw = (tmp_path / "out/train-images-idx3-ubyte.gz").read_bytes()
-    assert gzip.decompress(raw)[:4] == b"\x00\x00\x08\x03"
-    np.testing.assert_array_equal(ds.load()["images"], small_split["images"])
-    assert ds.exists()
+    with pytest.raises(DatasetError, match="read-only"):
+        ds.save(small_split)
+    assert not (tmp_path / "out").exists()
 
 
 def test_describe_never_shows_credentials(tmp_path):

@@ -19,8 +19,8 @@ from kedro.io import AbstractDataset, DatasetError
 from mnist_pipeline.image_contract import NUM_CLASSES
 from mnist_pipeline.storage import _reason, redact
 
-from ._io import atomic_write_bytes, read_bytes, sha256_hex, write_bytes
-from .idx import IDXFormatError, encode_idx, parse_idx
+from ._io import atomic_write_bytes, read_bytes, sha256_hex
+from .idx import IDXFormatError, parse_idx
 
 logger = logging.getLogger(__name__)
 
@@ -135,15 +135,11 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
         return {"images": images, "labels": labels}
 
     def save(self, data: dict[str, np.ndarray]) -> None:
-        """Write ``{"images", "labels"}`` as IDX files (gzipped if the name ends in .gz)."""
-        images, labels = np.asarray(data["images"]), np.asarray(data["labels"])
-        if len(images) != len(labels):
-            raise DatasetError(
-                f"cannot save {len(images)} images with {len(labels)} labels to {self._images}"
-            )
-        for url, array in ((self._images, images), (self._labels, labels)):
-            payload = encode_idx(array.astype(np.uint8), compress=url.endswith(".gz"))
-            write_bytes(url, payload, **self._storage_options)
+        """Read-only: the raw files are the source's, fetched and verified, never written."""
+        raise DatasetError(
+            f"{self._images}: MNIST raw files are read-only (fetched and verified against "
+            "their SHA-256); nothing writes them"
+        )
 
     def _exists(self) -> bool:
         try:
