@@ -72,8 +72,15 @@ def _splits(data_root: Path):
     }
 
 
+def _read(split) -> tuple:
+    """All images and labels of a split (one reader of one)."""
+    from mnist_pipeline.datasets import read_image_shards
+
+    return read_image_shards(split.path, 0, 1, split.storage_options)
+
+
 def _test_accuracy(model, test) -> float:
-    images, labels = test.read()
+    images, labels = _read(test)
     probabilities = model.predict(images * 255.0, batch_size=1000, verbose=0)  # 0–255 contract
     return float((probabilities.argmax(axis=1) == labels).mean())
 
@@ -145,8 +152,8 @@ def curve(
     from mnist_pipeline.training.worker import _dataset
 
     splits = _splits(data_root)
-    images, labels = splits["train"].read()
-    test_images, test_labels = splits["test"].read()
+    images, labels = _read(splits["train"])
+    test_images, test_labels = _read(splits["test"])
     params = _training_params()
     keras.utils.set_random_seed(seed)
     if which == "recipe":
