@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from mnist_pipeline.training.model import (
     RandomShift,
     build_core_model,
     build_optimizer,
+    compile_model,
     learning_rate_at,
     learning_rate_schedule,
     training_model,
@@ -26,7 +29,7 @@ def test_default_model_from_parameters_maps_images_to_ten_probabilities():
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_with_preprocessing_takes_0_255_and_shares_the_core_weights():
+def test_with_preprocessing_takes_0_255_and_copies_the_core_weights():
     core = build_core_model(base_training_params()["model"])
     trained = with_preprocessing(core)
     assert trained.layers[1].name == "rescale_0_255"
@@ -34,7 +37,34 @@ def test_with_preprocessing_takes_0_255_and_shares_the_core_weights():
     np.testing.assert_allclose(
         trained.predict(images, verbose=0), core.predict(images / 255.0, verbose=0), atol=1e-6
     )
-    assert {id(w) for w in core.weights} <= {id(w) for w in trained.weights}
+    assert not {id(w) for w in core.weights} & {id(w) for w in trained.weights}
+
+
+def test_the_trained_model_loads_without_the_project(tmp_path):
+    """A compiled core (the project's WarmupCosine schedule) leaves training without its
+    optimizer: a process that cannot import mnist_pipeline loads the saved model."""
+    params = base_training_params()
+    core = build_core_model(params["model"])
+    compile_model(core, {**params["optimizer"], "schedule": "cosine"}, total_steps=10)
+    images = np.random.default_rng(2).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
+    core.fit(images / 255.0, np.array([1, 2]), epochs=1, verbose=0)
+    path = tmp_path / "trained.keras"
+    with_preprocessing(core).save(path)
+    script = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'mnist_pipeline':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import keras\n"
+        f"keras.saving.load_model({str(path)!r}, compile=False)\n"
+        "print('loaded')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

@@ -229,9 +229,14 @@ def with_preprocessing(core_model: keras.Model) -> keras.Model:
     """The model that leaves training: ``Rescaling(1/255)`` in front of ``core_model``.
 
     Input float32 (N, 28, 28, 1) with values 0–255 (MNIST convention), output
-    (N, 10) softmax probabilities. The core model's weights are shared, not copied.
+    (N, 10) softmax probabilities. The core model is an uncompiled copy with the same
+    weights: the saved model then carries no optimizer, so no project class (the
+    :class:`WarmupCosine` schedule) is needed to load it in the model's own environment.
     """
+    # from_config, not clone_model: cloning a compiled Sequential keeps its optimizer.
+    core = type(core_model).from_config(core_model.get_config())
+    core.set_weights(core_model.get_weights())
     inputs = keras.Input(IMAGE_SHAPE, name="image")
     scaled = keras.layers.Rescaling(1.0 / MAX_PIXEL, name="rescale_0_255")(inputs)
-    outputs = core_model(scaled)
+    outputs = core(scaled)
     return keras.Model(inputs, outputs, name="mnist_cnn_0_255")
