@@ -97,15 +97,6 @@ def _conf_tarball(project_root: Path, target: Path, sums: dict[str, str]) -> Pat
     return tarball
 
 
-# Found by this test: the `evaluation` task (a fresh process) cannot load `trained_model`,
-# whose optimizer carries the WarmupCosine schedule registered in training/model.py, a module
-# the evaluation process never imports (a single `kedro run` imports it first). Strict: once
-# fixed, this marker must go.
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="evaluation task cannot deserialize WarmupCosine (training/model.py not imported)",
-)
 def test_sandbox_job_tasks_run_from_the_wheel(project_root, real_mnist_dir, tmp_path):
     venv, _ = _venv(project_root)
     files = tmp_path / "files"  # ${workspace.file_path}: where the bundle syncs to
