@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,23 @@ def small_model_input(real_mnist_dir: Path, tmp_path_factory) -> dict[str, Any]:
     return write_model_input(real_mnist_dir, tmp_path_factory.mktemp("model_input"))
 
 
+_ENV_DEFAULT = re.compile(r"^\$\{env:\w+,([^${}]*)\}$")
+
+
+def _with_env_defaults(value: Any) -> Any:
+    """``${env:NAME,default}`` values as their defaults (tests don't read the shell's)."""
+    if isinstance(value, dict):
+        return {key: _with_env_defaults(item) for key, item in value.items()}
+    if isinstance(value, str) and (match := _ENV_DEFAULT.match(value)):
+        return match.group(1)
+    return value
+
+
 def base_training_params() -> dict[str, Any]:
-    """``training`` from conf/base/parameters_training.yml, paths left unresolved."""
+    """``training`` from conf/base/parameters_training.yml: simple ``${env:...}`` values
+    at their defaults (mode, preset), paths left unresolved."""
     text = (PROJECT_ROOT / "conf/base/parameters_training.yml").read_text()
-    return yaml.safe_load(text)["training"]
+    return _with_env_defaults(yaml.safe_load(text)["training"])
 
 
 def small_config(tmp_path: Path, mode: str, **overrides: Any) -> dict[str, Any]:
