@@ -132,6 +132,8 @@ def test_entry_point_runs_a_pipeline_with_env(wheel, project_root, tmp_path):
         (conf / "azure" / "parameters_ingestion.yml").write_text(
             "ingestion:\n  train:\n    name: train\n    num_images: 200\n"
             "    min_images_per_class: 1\n"
+            # an environment's top-level key replaces base's whole block: the test split too
+            "  test:\n    name: test\n    num_images: 10000\n    min_images_per_class: 1\n"
         )
 
     job = tmp_path / "job"
