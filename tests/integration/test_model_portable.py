@@ -90,6 +90,9 @@ def mlflow_serve(registered: RegisteredModel, model_dir: Path, tmp_path_factory)
     port = free_port()
     store = registered.registry_uri
     env = {**_tool_env(), "MLFLOW_TRACKING_URI": store, "MLFLOW_REGISTRY_URI": store}
+    # INFO, whatever an earlier Kedro session in this process set (runtime_env makes it
+    # WARNING): the "already exists" line below is MLflow's INFO record of a reused env.
+    env["MLFLOW_LOGGING_LEVEL"] = "INFO"
     log_path = tmp_path_factory.mktemp("mlflow-serve") / "serve.log"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", registered.model_uri]
     command += ["-h", "127.0.0.1", "-p", str(port)]  # no --env-manager: the default
@@ -217,9 +220,15 @@ assert not [m for m in sys.modules if m.startswith("mnist_pipeline")]
     np.testing.assert_allclose(predicted, expected, atol=1e-5)
 
 
-def test_deploy_refuses_a_model_pickled_against_project_code(registered, tmp_path) -> None:
+def test_deploy_refuses_a_model_pickled_against_project_code(
+    registered, tmp_path, monkeypatch
+) -> None:
     """The format earlier versions registered: the pyfunc class pickled by reference."""
     from mnist_pipeline.registry.pyfunc_model import MnistClassifier
+
+    # As after Kedro's bootstrap (`kedro run` puts src/ on PYTHONPATH): the fresh
+    # environment must still not see the project.
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT / "src"))
 
     keras_model = load_keras_model(registered.model_uri, registered.registry_uri)
     keras_path = tmp_path / KERAS_FILENAME

@@ -55,7 +55,9 @@ def tool_env(root: Path) -> dict[str, str]:
     MLflow shells out to ``uv`` and ``mlflow``: they are found in the running interpreter's
     folder even when the virtual environment is not activated.
     """
-    env = dict(os.environ)
+    # Without PYTHONPATH: Kedro's bootstrap puts the project's src/ there, which would let a
+    # model that needs project code load "in its own environment" after all.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["MLFLOW_ENV_ROOT"] = str(root)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
