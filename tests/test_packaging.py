@@ -11,7 +11,6 @@ from a folder that holds only the configuration tarball, the way a job on a clus
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import shutil
 import subprocess
@@ -24,24 +23,13 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_pipeline.datasets.idx import encode_idx
 from tests.conftest import make_split
+from tests.idx_files import write_split
 
 pytestmark = pytest.mark.integration
 
 PACKAGE = "mnist_pipeline"
 TIMEOUT_S = 600
-
-
-def _write_split(folder: Path, prefix: str, split: dict) -> dict[str, str]:
-    """MNIST-named gzipped IDX files of ``split``; return file name → SHA-256."""
-    sums = {}
-    for kind, dims in (("images", 3), ("labels", 1)):
-        name = f"{prefix}-{kind}-idx{dims}-ubyte.gz"
-        data = encode_idx(split[kind], compress=True)
-        (folder / name).write_bytes(data)
-        sums[name] = hashlib.sha256(data).hexdigest()
-    return sums
 
 
 def _conf_tarball(project_root: Path, target: Path, edit) -> Path:
@@ -120,7 +108,7 @@ def test_entry_point_runs_a_pipeline_with_env(wheel, project_root, tmp_path):
     source = tmp_path / "source"
     source.mkdir()
     train, test = make_split(200, seed=1), make_split(50, seed=2)
-    sums = _write_split(source, "train", train) | _write_split(source, "t10k", test)
+    sums = write_split(source, "train", train) | write_split(source, "t10k", test)
 
     def edit(conf: Path) -> None:
         globals_path = conf / "base" / "globals.yml"

@@ -11,7 +11,6 @@ configuration tarball that `kedro package` makes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,8 @@ import pytest
 import yaml
 
 from mnist_pipeline.databricks import bundle as b
-from mnist_pipeline.datasets.idx import encode_idx, parse_idx
+from tests.conftest import read_mnist_split
+from tests.idx_files import write_split
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,18 +53,10 @@ def test_wheel_on_the_runtime_installs_no_spark_tensorflow_or_mlflow(project_roo
 
 def _slice(source: Path, target: Path) -> dict[str, str]:
     target.mkdir(parents=True)
-    sums = {}
-    for name, count in (
-        ("train-images-idx3-ubyte.gz", TRAIN),
-        ("train-labels-idx1-ubyte.gz", TRAIN),
-        ("t10k-images-idx3-ubyte.gz", TEST),
-        ("t10k-labels-idx1-ubyte.gz", TEST),
-    ):
-        array = parse_idx((source / name).read_bytes(), name)[:count]
-        data = encode_idx(array, compress=True)
-        (target / name).write_bytes(data)
-        sums[name] = hashlib.sha256(data).hexdigest()
-    return sums
+    return {
+        **write_split(target, "train", read_mnist_split(source, "train", count=TRAIN)),
+        **write_split(target, "t10k", read_mnist_split(source, "t10k", count=TEST)),
+    }
 
 
 def _conf_tarball(project_root: Path, target: Path, sums: dict[str, str]) -> Path:

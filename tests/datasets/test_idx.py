@@ -4,7 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from mnist_pipeline.datasets.idx import IDXFormatError, encode_idx, parse_idx
+from mnist_pipeline.datasets.idx import IDXFormatError, parse_idx
+from tests.idx_files import encode_idx
 
 
 @pytest.mark.parametrize("compress", [False, True])

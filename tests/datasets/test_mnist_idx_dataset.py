@@ -10,8 +10,8 @@ import pytest
 from kedro.io import DatasetError
 
 from mnist_pipeline.datasets import ChecksumMismatchError, MNISTIDXDataset
-from mnist_pipeline.datasets.idx import encode_idx
 from tests.conftest import make_split
+from tests.idx_files import encode_idx
 
 
 def write_split(folder: Path, split: dict, prefix: str = "train", compress: bool = True) -> dict:

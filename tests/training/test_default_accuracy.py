@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_pipeline.datasets.idx import parse_idx
+from tests.conftest import read_mnist_split
 from tests.training.conftest import base_training_params
 
 pytestmark = pytest.mark.slow
@@ -18,9 +18,8 @@ EPOCHS_CHECKED = 2
 
 
 def _read(folder, prefix: str):
-    images = parse_idx((folder / f"{prefix}-images-idx3-ubyte.gz").read_bytes(), prefix)
-    labels = parse_idx((folder / f"{prefix}-labels-idx1-ubyte.gz").read_bytes(), prefix)
-    return (images / 255.0).astype("float32")[..., None], labels.astype("int32")
+    split = read_mnist_split(folder, prefix)
+    return (split["images"] / 255.0).astype("float32")[..., None], split["labels"].astype("int32")
 
 
 def test_default_reaches_98_8_percent_after_two_epochs(real_mnist_dir):

@@ -33,10 +33,6 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_CODES = {
-    dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype: code
-    for code, dtype in IDX_DTYPES.items()
-}
 
 
 class IDXFormatError(ValueError):
@@ -116,21 +112,3 @@ def parse_idx(
     array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
     # Native byte order and a writable copy, so callers never share the buffer.
     return array.astype(dtype.newbyteorder("="), copy=True)
-
-
-def encode_idx(array: np.ndarray, *, compress: bool = False) -> bytes:
-    """Encode an array as IDX bytes (gzipped when ``compress``).
-
-    Raises:
-        IDXFormatError: the array's dtype has no IDX code.
-    """
-    dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
-    if dtype not in _CODES:
-        raise IDXFormatError(f"dtype {array.dtype} cannot be stored in an IDX file")
-    code = _CODES[dtype]
-    header = struct.pack(">I", (code << 8) | array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-    body = header + payload
-    # mtime=0 makes the bytes reproducible, so checksums of written files are stable.
-    return gzip.compress(body, mtime=0) if compress else body

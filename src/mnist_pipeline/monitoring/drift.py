@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.image_contract import NUM_CLASSES
 from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES, image_summaries
 
-NUM_CLASSES = 10
 CLASS_FEATURE = "predicted_class"
 CONTINUOUS_FEATURES = ("probability", *SUMMARY_FEATURES)
 FEATURES = (CLASS_FEATURE, *CONTINUOUS_FEATURES)

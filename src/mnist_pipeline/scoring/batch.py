@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mnist_pipeline.image_contract import NUM_CLASSES
 from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES, image_summaries
 
 from .inputs import InputItem, ScoredInput, read_item
-from .output import NUM_CLASSES, SCORES_SCHEMA, write_part
+from .output import SCORES_SCHEMA, write_part
 
 
 @dataclass

@@ -32,7 +32,6 @@ from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES
 
 MANIFEST = "_manifest.json"
 FORMAT = "mnist-batch-scores/1"
-NUM_CLASSES = 10
 
 SCORES_SCHEMA = pa.schema(
     [

@@ -27,10 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline.image_contract import NUM_CLASSES
+
 from .batch import PartCounts, score_partition
 from .inputs import InputItem
 from .model import PinnedModel, archive_model, download_model, load_shipped_model
-from .output import NUM_CLASSES, abort, absolute_uri, commit, part_name
+from .output import abort, absolute_uri, commit, part_name
 
 ITEM_SCHEMA = "kind string, uri string, shard_index int, shard_count int, file string"
 COUNTS_SCHEMA = (

@@ -14,9 +14,10 @@ from kedro.io import DatasetError
 
 from mnist_pipeline import storage
 from mnist_pipeline.datasets import ImageShardsDataset, MNISTIDXDataset, read_image_shards
-from mnist_pipeline.datasets.idx import encode_idx, parse_idx
 from mnist_pipeline.datasets.image_shards import MANIFEST, write_image_shards
 from mnist_pipeline.training import checkpoint
+from tests.conftest import read_mnist_split
+from tests.idx_files import encode_idx
 from tests.integration.cloud.tcp_proxy import CuttingProxy
 from tools.cloud.emulators import DEV_KEY, connection_string, free_port
 
@@ -26,9 +27,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def mnist_slice(real_mnist_dir):
     """200 real training images and labels (uint8)."""
-    images = parse_idx((real_mnist_dir / "train-images-idx3-ubyte.gz").read_bytes(), "images")
-    labels = parse_idx((real_mnist_dir / "train-labels-idx1-ubyte.gz").read_bytes(), "labels")
-    return images[:200], labels[:200]
+    split = read_mnist_split(real_mnist_dir, "train", count=200)
+    return split["images"], split["labels"]
 
 
 @pytest.mark.parametrize(
