@@ -1,8 +1,8 @@
-"""Serving speed: the project's model server vs plain ``mlflow models serve`` of the Keras model.
+"""Serving speed: the project's model server vs plain ``mlflow models serve`` of the same model.
 
-Both serve the same Keras model, both are asked the same TensorFlow-Serving bodies
-(``{"instances": [...]}``) by the same load generator (threads, one keep-alive session
-each), in the same run:
+Both serve the same registered pyfunc (the project's self-contained model) and are asked
+the same TensorFlow-Serving bodies (``{"instances": [...]}``) by the same load generator
+(threads, one keep-alive session each), in the same run:
 
 * concurrency 1, 8 and 32 × batch 1 and 32 images: requests/s, images/s, p50/p95/p99, errors;
 * a soak of ≥ 10,000 single-image requests at concurrency 16 against the project's server;
@@ -62,23 +62,6 @@ def project_cnn() -> Any:
 
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
     return with_preprocessing(build_core_model(params["training"]["model"]))
-
-
-def register_bare_keras(model: Any, root: Path) -> tuple[str, str]:
-    """Log ``model`` with the plain Keras flavor into a SQLite store; alias it ``production``."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{root / 'bench.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("bench", artifact_location=(root / "art").as_uri())
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.keras.log_model(model, name="model", pip_requirements=["mlflow"])
-        version = mlflow.register_model(info.model_uri, "bench_cnn")
-    client.set_registered_model_alias("bench_cnn", "production", version.version)
-    return uri, "models:/bench_cnn@production"
 
 
 def register_project_pyfunc(model: Any, root: Path) -> tuple[str, str]:
@@ -310,31 +293,26 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
-    from mnist_pipeline.serving import ServerProcess, ServerSettings, load_keras_model
+    from mnist_pipeline.serving import ServerProcess, ServerSettings
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         root = Path(tmp)
         if args.model_uri:
-            model = load_keras_model(args.model_uri, args.registry_uri)
             ours_uri, ours_registry = args.model_uri, args.registry_uri
             print(f"model: {args.model_uri} from {args.registry_uri}")
         else:
-            model = project_cnn()
+            # The project server serves only the project's pyfunc: register the CNN that way.
+            ours_registry, ours_uri = register_project_pyfunc(project_cnn(), root)
             print("model: the CNN of conf/base/parameters_training.yml (untrained weights)")
-        bare_registry, bare_uri = register_bare_keras(model, root)
-        if not args.model_uri:
-            ours_uri, ours_registry = bare_uri, bare_registry
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}\n")
         if args.logging_only:
-            if not args.model_uri:  # the project server serves only the project's pyfunc
-                ours_registry, ours_uri = register_project_pyfunc(model, root)
             rows = logging_cost(ours_uri, ours_registry, root, args.requests, args.seconds)
             if args.json:
                 args.json.write_text(json.dumps({"inference_log": rows}, indent=2))
             return 0
 
         ours = ServerProcess(ours_uri, ours_registry, ServerSettings(port=0, inter_op_threads=1))
-        plain = MlflowModelsServe(bare_uri, bare_registry, root / "mlflow-serve.log")
+        plain = MlflowModelsServe(ours_uri, ours_registry, root / "mlflow-serve.log")
         rows: list[dict[str, Any]] = []
         try:
             ours.start()
