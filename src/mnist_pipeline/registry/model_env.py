@@ -82,6 +82,8 @@ def _skeleton_model(folder: Path) -> Path:
         python_model=str(model.PYFUNC_MODEL_FILE),
         code_paths=[str(model.CONTRACT_FILE)],
         signature=model.signature(),
+        # an example, as every logged model has one (and MLflow warns without it)
+        input_example=model.as_signature_input(np.zeros((1, 28, 28), np.uint8)),
         pip_requirements=model.pip_requirements(),
     )
     return path
