@@ -8,6 +8,7 @@ pipeline validates it in a real model server and writes the deployment report.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -87,9 +88,10 @@ def _deploy(
 
 
 def test_promoted_model_is_validated_in_a_real_server(
-    production_registry, project_root, tmp_path, real_mnist_dir
+    production_registry, project_root, tmp_path, real_mnist_dir, caplog
 ) -> None:
     server, version = production_registry
+    caplog.set_level(logging.INFO, logger="mnist_pipeline.serving.validation")
     error, reports = _deploy(
         project_root,
         tmp_path,
@@ -123,6 +125,10 @@ def test_promoted_model_is_validated_in_a_real_server(
     assert "## Deploy validation\n\n**DEPLOYABLE**" in card.description
     with pytest.raises(requests.ConnectionError):  # the validation server was stopped
         requests.get(f"{report['server']['url']}/health", timeout=5)
+    # The long, otherwise silent validation says what it is doing, step by step.
+    steps = [r.getMessage() for r in caplog.records if r.name.endswith("serving.validation")]
+    for step in ("own fresh environment", "starting the model server", "predicting over HTTP"):
+        assert any(step in line for line in steps), steps
 
 
 def test_a_model_below_the_gate_is_refused_with_a_report(

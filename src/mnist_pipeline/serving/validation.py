@@ -22,6 +22,7 @@ says which checks failed and why (the deploy pipeline saves it, then refuses).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,14 @@ from .model import download_model, load_keras_model, redact_uri, resolve_model
 from .server import ServerProcess, ServerSettings
 
 REQUEST_TIMEOUT_S = 60.0
+
+logger = logging.getLogger(__name__)
+
+
+def _progress(stage: str, began: float) -> str:
+    """Log the validation's next step (the fresh environment and the server take a while)."""
+    logger.info("Deploy validation: %s (%.0f s so far)", stage, time.perf_counter() - began)
+    return stage
 
 
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -151,14 +160,14 @@ def validate_in_server(
             "max_latency_p50_ms": checks.get("max_latency_p50_ms"),
         },
     }
-    stage = "resolving the model"
+    stage = _progress("resolving the model", began)
     try:
         reference = resolve_model(model["name"], model["alias"], model["registry_uri"])
         report["model"] = reference.to_dict()
         batch = to_model_batch(images)
         fresh = None
         if environment and environment.get("enabled", True):
-            stage = "loading the model in its own fresh environment"
+            stage = _progress("loading the model in its own fresh environment", began)
             fresh = _predict_in_fresh_env(
                 reference.model_uri, model["registry_uri"], batch, environment, report
             )
@@ -166,12 +175,12 @@ def validate_in_server(
                 report["deployable"] = False
                 report["duration_s"] = round(time.perf_counter() - began, 2)
                 return report
-        stage = "loading the model offline"
+        stage = _progress("loading the model offline", began)
         keras_model = load_keras_model(reference.model_uri, model["registry_uri"])
         offline = np.asarray(keras_model.predict(batch, batch_size=256, verbose=0), np.float32)
         if fresh is not None:
             _compare_fresh(report, fresh, offline[: len(fresh)], atol)
-        stage = "starting the model server"
+        stage = _progress("starting the model server", began)
         # The server makes and removes its own temporary folder (its log); should this
         # run be killed, the server removes it and stops by itself (its lifeline).
         with ServerProcess(
@@ -182,24 +191,24 @@ def validate_in_server(
         ) as process:
             report["server"] = {"url": process.url, "startup_s": round(process.startup_s or 0, 2)}
             with requests.Session() as session:
-                stage = "predicting over HTTP"
+                stage = _progress("predicting over HTTP", began)
                 served, batch_ms = _predict_over_http(
                     session,
                     process.predict_url,
                     np.asarray(images),
                     int(checks.get("request_batch_size", 32)),
                 )
-                stage = "checking that a malformed request is refused"
+                stage = _progress("checking that a malformed request is refused", began)
                 if problem := _check_refuses_bad_request(session, process):
                     report["failures"].append(problem)
-                stage = "measuring latency"
+                stage = _progress("measuring latency", began)
                 single_ms = _single_image_latency(
                     session,
                     process.predict_url,
                     np.asarray(images),
                     int(checks["latency_requests"]),
                 )
-        stage = "comparing predictions"
+        stage = _progress("comparing predictions", began)
         _compare(
             report,
             served=served,
