@@ -67,8 +67,11 @@ cloud-down:
 run-cloud: install
 	$(BIN)/python -m tools.cloud.run_cloud
 
+# The suite on every core (pytest-xdist; one test file per worker at a time, so a file's
+# fixtures are built once). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: install lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks tools

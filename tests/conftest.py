@@ -20,6 +20,35 @@ REAL_MNIST = Path(os.environ.get("MNIST_TEST_DATA", PROJECT_ROOT.parent / "share
 # a tiny trained model on real MNIST slices, and a registered model + its model server.
 pytest_plugins = ["tests.registry.tiny_model", "tests.serving.fixtures"]
 
+# The longest test files (a serial CI run: 390, 180, 175, 140 s...), longest first. `make
+# test` runs the suite on every core (pytest-xdist, one file per worker at a time): started
+# first, they alternate between the workers, and the run does not end with one worker on a
+# long file while the others idle. Any order works (--random-order reorders after this).
+LONGEST_FIRST = (
+    "integration/cloud/test_cloud_lifecycle.py",
+    "integration/cloud/test_cloud_cluster.py",
+    "databricks/test_job_tasks.py",
+    "integration/test_batch_scoring.py",
+    "notebooks/test_notebooks.py",
+    "integration/test_serving_deploy.py",
+    "integration/test_model_portable.py",
+    "integration/test_promotion_servers.py",
+    "integration/test_training_cluster.py",
+    "integration/test_training_resume.py",
+    "integration/test_kedro_viz.py",
+    "integration/test_run_messages.py",
+    "integration/test_promotion_concurrent.py",
+    "integration/test_monitoring.py",
+    "integration/test_serving_cli.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the longest files first (a stable sort: the rest keep their order)."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0].removeprefix("tests/"), 99))
+
 
 def read_mnist_split(
     folder: Path, prefix: str, start: int = 0, count: int | None = None

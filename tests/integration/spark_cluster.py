@@ -131,3 +131,25 @@ class StandaloneCluster:
         for process in reversed(self._processes):
             stop_process_group(process, timeout_s=30)
         self._processes.clear()
+
+
+def python_task_workers(work_dir: Path) -> list[int]:
+    """PIDs of the Python task workers (forked by a pyspark daemon) of this cluster's executors."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            parent_cmdline = Path(f"/proc/{parent}/cmdline").read_bytes().replace(b"\0", b" ")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if (
+            "pyspark.daemon" in cmdline
+            and b"pyspark.daemon" in parent_cmdline
+            and cwd.startswith(str(work_dir))
+        ):
+            pids.append(int(proc.name))
+    return pids

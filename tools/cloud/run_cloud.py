@@ -136,7 +136,16 @@ def upload_mnist(source: Path, emulators: Emulators) -> None:
     log(f"uploaded the MNIST files from {source} to abfs://sandbox/mnist/raw")
 
 
-def serve_once(env: dict[str, str], cwd: Path, folder: Path) -> dict:
+def first_test_digit(mnist: Path) -> tuple[list, int]:
+    """The first MNIST test image (28 × 28 × 1 nested lists, 0–255) and its label."""
+    from mnist_pipeline.datasets.idx import parse_idx
+
+    images = parse_idx((mnist / MNIST_FILES[2]).read_bytes(), MNIST_FILES[2])
+    labels = parse_idx((mnist / MNIST_FILES[3]).read_bytes(), MNIST_FILES[3])
+    return images[0][..., None].astype(float).tolist(), int(labels[0])
+
+
+def serve_once(env: dict[str, str], cwd: Path, folder: Path, image: list) -> dict:
     """``kedro serve --env gcp`` on a free port; one real test digit; stopped after."""
     from mnist_pipeline.processes import stop_process_group
 
@@ -152,14 +161,14 @@ def serve_once(env: dict[str, str], cwd: Path, folder: Path) -> dict:
     try:
         url = f"http://127.0.0.1:{port}/v1/models/mnist_cnn"
         _wait_http(url, process, "kedro serve --env gcp", timeout_s=300)
-        image = [[[0.0] for _ in range(28)] for _ in range(28)]
         body = json.dumps({"instances": [image]}).encode()
         request = urllib.request.Request(
             f"{url}:predict", body, {"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.load(response)
-        log(f"kedro serve --env gcp answered a prediction: {len(answer['predictions'][0])} classes")
+        digit = max(range(10), key=lambda d: answer["predictions"][0][d])
+        log(f"kedro serve --env gcp answered: digit {digit}")
         return answer
     finally:
         stop_process_group(process)
@@ -226,7 +235,7 @@ def _run_local(args, folder: Path, project: Path, extra: list[str], stack) -> in
         kedro(command, env, project)
         timings[stage] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    serve_once(env, project, folder)
+    serve_once(env, project, folder, first_test_digit(Path(args.mnist))[0])
     timings["serve"] = round(time.perf_counter() - started, 2)
     if args.report:
         Path(args.report).write_text(json.dumps({"timings_s": timings}, indent=2))
@@ -306,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         kedro(["run", "--env", "gcp", "--pipelines", "deploy", *extra], env, project)
         timed("deploy", started)
         started = time.perf_counter()
-        answer = serve_once(env, project, folder)
+        image, label = first_test_digit(Path(args.mnist))
+        answer = serve_once(env, project, folder, image)
         timed("serve", started)
         stores = list_stores(emulators)
         sandbox_files, production_files = (
@@ -317,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
             "model in the Azure artifact store": any("MLmodel" in n for n in sandbox_files),
             "model in the GCS artifact store": any("MLmodel" in n for n in production_files),
             "model input on abfs": any("_manifest.json" in n for n in stores["sandbox_data"]),
-            "a prediction of 10 classes": len(answer["predictions"][0]) == 10,
+            f"the served model reads the first test digit ({label})": len(answer["predictions"][0])
+            == 10
+            and max(range(10), key=lambda d: answer["predictions"][0][d]) == label,
         }
         for what, ok in checks.items():
             log(f"{'ok ' if ok else 'FAILED'} {what}")

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tests.integration.test_training_cluster as plain_cluster_tests
 from mnist_pipeline import storage
 from mnist_pipeline.datasets.image_shards import write_image_shards
 from mnist_pipeline.training import checkpoint, load_trained_model, run_training
 from tests.conftest import PROJECT_ROOT
-from tests.integration.spark_cluster import StandaloneCluster
+from tests.integration.spark_cluster import StandaloneCluster, python_task_workers
 from tests.training.conftest import (
     TEST_IMAGES,
     TRAIN_IMAGES,
@@ -180,7 +179,7 @@ def test_a_killed_worker_resumes_from_the_object_storage_checkpoint(
             break
         time.sleep(0.5)
     assert thread.is_alive(), f"training ended before a worker could be killed: {outcome}"
-    workers = plain_cluster_tests._python_task_workers(cluster.folder / "work")
+    workers = python_task_workers(cluster.folder / "work")
     assert len(workers) == 2, f"expected 2 training worker processes, found {workers}"
     os.kill(workers[-1], signal.SIGKILL)
     thread.join(600)
