@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the same lifecycle on local disk (no emulator): the benchmark's baseline",
     )
     args = parser.parse_args(argv)
+    # A SIGTERM (make's, a CI runner's, kill) unwinds like Ctrl-C, so the servers and
+    # emulators this run started (each in its own session) are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     folder = Path(args.dir).resolve() / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True, exist_ok=True)
     project = Path(args.project).resolve()
