@@ -60,6 +60,37 @@ def test_single_node_trains_and_learns(tmp_path, small_model_input, caplog):
     assert not Path(result.checkpoint_dir).exists()  # removed after a successful run
 
 
+def test_a_run_that_dies_after_an_epoch_resumes_from_its_checkpoint(
+    tmp_path, small_model_input, monkeypatch, caplog
+):
+    """The quick run's resume check (real training, 3,200 images, no Spark): the run dies
+    right after epoch 1's checkpoint is written; the same run again resumes after epoch 1
+    and trains epoch 2 only. (tests/integration/test_training_resume.py kills a real
+    `kedro run` with SIGKILL.)"""
+    from mnist_pipeline.training import checkpoint
+
+    config = small_config(tmp_path, "single_node")
+    save = checkpoint.save_checkpoint
+
+    def save_then_die(model, directory, state, **kwargs):
+        save(model, directory, state, **kwargs)
+        if state["epoch"] == 1:
+            raise RuntimeError("the machine went away after epoch 1")
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_die)
+    with pytest.raises(Exception, match="the machine went away after epoch 1"):
+        _train(small_model_input, config)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
+    caplog.set_level("INFO", logger="mnist_pipeline.training")
+    caplog.clear()  # only the second run's lines
+    result = _train(small_model_input, config)
+    assert result.initial_epoch == 1
+    assert "resuming after epoch 1" in caplog.text
+    assert "epoch 1/2" not in caplog.text and "epoch 2/2" in caplog.text
+    assert len(result.history["val_accuracy"]) == 2  # epoch 1's from the checkpoint
+    assert test_accuracy(result.model_path, small_model_input) > 0.8
+
+
 def test_local_mode_trains_and_learns(tmp_path, small_model_input, local_spark, caplog):
     caplog.set_level("INFO", logger="mnist_pipeline.training")
     result = _train(small_model_input, small_config(tmp_path, "local"))
