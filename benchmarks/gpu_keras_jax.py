@@ -35,6 +35,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras
 import numpy as np
 import yaml
+from keras_recipe import BATCH_SIZE as RECIPE_BATCH_SIZE
+from keras_recipe import recipe_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.99
@@ -70,31 +72,13 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _recipe_model() -> keras.Model:
-    layers = keras.layers
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            layers.Conv2D(32, 3, activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Flatten(),
-            layers.Dropout(0.5),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
 def run(name: str, config: dict[str, Any] | None, data, seed: int, epochs: int) -> dict:
     """Train one configuration (``None``: the Keras recipe) for ``epochs``, evaluating each."""
     model_py = _model_module()
     x, y, tx, ty = data
     keras.utils.set_random_seed(seed)
     if config is None:
-        model, batch = _recipe_model(), 128
+        model, batch = recipe_model(), RECIPE_BATCH_SIZE
     else:
         batch = int(config["batch_size"])
         steps = len(y) // batch

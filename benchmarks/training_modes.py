@@ -157,21 +157,10 @@ def curve(
     params = _training_params()
     keras.utils.set_random_seed(seed)
     if which == "recipe":
-        layers = keras.layers
-        model = keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                layers.Conv2D(32, 3, activation="relu"),
-                layers.MaxPooling2D(2),
-                layers.Conv2D(64, 3, activation="relu"),
-                layers.MaxPooling2D(2),
-                layers.Flatten(),
-                layers.Dropout(0.5),
-                layers.Dense(10, activation="softmax"),
-            ]
-        )
-        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        epochs, batch = 15, 128
+        from keras_recipe import BATCH_SIZE, EPOCHS, recipe_model
+
+        model = recipe_model()
+        epochs, batch = EPOCHS, BATCH_SIZE
     else:
         config = resolve_preset({**params, "preset": which})
         epochs, batch = int(config["epochs"]), int(config["batch_size"])
