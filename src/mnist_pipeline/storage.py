@@ -24,6 +24,7 @@ small object written last that names the others (a manifest, ``state.json``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import re
@@ -177,6 +178,16 @@ def read_bytes(url: str, options: Mapping[str, Any] | None = None) -> bytes:
     fs, path = filesystem(url, options)
     with fs.open(path, "rb") as handle:
         return handle.read()
+
+
+def read_json(url: str, options: Mapping[str, Any] | None = None) -> Any:
+    """The JSON document at ``url``; ``None`` when there is none (e.g. a manifest not
+    written yet: the caller says what that means)."""
+    fs, path = filesystem(url, options)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as handle:
+        return json.load(handle)
 
 
 def exists(url: str, options: Mapping[str, Any] | None = None) -> bool:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from kedro.io import AbstractDataset, DatasetError
 
-from mnist_pipeline.storage import storage_errors
+from mnist_pipeline.storage import join, read_json, storage_errors
 
 logger = logging.getLogger(__name__)
 
@@ -134,15 +134,13 @@ def write_image_shards(
 
 def read_manifest(path: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read and check a split folder's manifest."""
-    fs, root = url_to_fs(path, **(storage_options or {}))
-    manifest_path = posixpath.join(root, MANIFEST)
-    if not fs.exists(manifest_path):
+    manifest_path = join(path, MANIFEST)
+    manifest = read_json(manifest_path, storage_options)
+    if manifest is None:
         raise DatasetError(
             f"{path} has no {MANIFEST}: the model input is missing or was not written "
             "completely; run the preprocessing pipeline"
         )
-    with fs.open(manifest_path, "r") as handle:
-        manifest = json.load(handle)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DatasetError(
             f"{manifest_path}: format version {manifest.get('format_version')}, "

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES
+from mnist_pipeline.storage import join, read_json
 
 MANIFEST = "_manifest.json"
 FORMAT = "mnist-batch-scores/1"
@@ -121,15 +122,13 @@ def read_manifest(folder: str, storage_options: dict[str, Any] | None = None) ->
     Raises:
         ScoresNotFoundError: no manifest (never written, or the job failed).
     """
-    fs, root = url_to_fs(folder, **(storage_options or {}))
-    path = posixpath.join(root, MANIFEST)
-    if not fs.exists(path):
+    path = join(folder, MANIFEST)
+    manifest = read_json(path, storage_options)
+    if manifest is None:
         raise ScoresNotFoundError(
             f"no complete batch-scoring output at {folder} (no {MANIFEST}): run "
             "`kedro run --env gcp --pipelines batch_scoring` first, or the last run failed"
         )
-    with fs.open(path, "rb") as handle:
-        manifest = json.load(handle)
     if manifest.get("format") != FORMAT:
         raise ScoresNotFoundError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
     return manifest
