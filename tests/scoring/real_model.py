@@ -1,10 +1,11 @@
 """A real production model for the batch-scoring and monitoring tests, built once per session.
 
 A small CNN (the trained-model contract: float32 (N, 28, 28, 1) values 0–255 in,
-``Rescaling(1/255)`` first, (N, 10) softmax out) trained 2 epochs on 24,000 real MNIST
-training images — about 98 % on the test set — logged with the project's own
-:func:`mnist_pipeline.registry.model.log_classifier` (the pyfunc the promotion registers)
-and aliased ``production`` in a SQLite registry.
+``Rescaling(1/255)`` first, (N, 10) softmax out) trained 2 epochs on 48,000 real MNIST
+training images — 98.0 % on the first 2,000 test images, which the batch-scoring test
+holds to its 97 % floor (24,000 images gave exactly 97.0 % there: a coin toss in CI) —
+logged with the project's own :func:`mnist_pipeline.registry.model.log_classifier` (the
+pyfunc the promotion registers) and aliased ``production`` in a SQLite registry.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from tests.serving.registered_model import load_split
 
 NAME, ALIAS = "mnist_cnn", "production"
-TRAIN_IMAGES = 24_000
+TRAIN_IMAGES = 48_000
 _CACHE: dict[str, Any] = {}
 
 
