@@ -184,9 +184,14 @@ def load(
 
 
 def bodies() -> dict[int, bytes]:
+    """``{"instances": ...}`` of (batch, 28, 28) float pixels 0–255: the registered model's
+    signature, which ``mlflow models serve`` enforces (the project server also takes a
+    trailing channel axis)."""
     rng = np.random.default_rng(0)
     return {
-        batch: json.dumps({"instances": rng.integers(0, 256, (batch, 28, 28, 1)).tolist()}).encode()
+        batch: json.dumps(
+            {"instances": rng.integers(0, 256, (batch, 28, 28)).astype(float).tolist()}
+        ).encode()
         for batch in BATCHES
     }
 
