@@ -18,12 +18,12 @@ from mnist_pipeline.client.image import (
 )
 from tests.client.bombs import bilevel_png
 from tests.client.render import render, save
-from tests.serving.registered_model import load_split
+from tests.conftest import read_mnist_split
 
 
 @pytest.fixture(scope="module")
 def digits(real_mnist_dir: Path) -> dict[str, np.ndarray]:
-    test = load_split(real_mnist_dir, "t10k")
+    test = read_mnist_split(real_mnist_dir, "t10k")
     return {"images": test["images"][:40], "labels": test["labels"][:40]}
 
 

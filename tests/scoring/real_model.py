@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.serving.registered_model import load_split
+from tests.conftest import read_mnist_split
 
 NAME, ALIAS = "mnist_cnn", "production"
 TRAIN_IMAGES = 48_000
@@ -71,7 +71,7 @@ def production_model(root: Path, mnist_dir: Path) -> ProductionModel:
 
     from mnist_pipeline.registry.model import log_classifier
 
-    train, test = load_split(mnist_dir, "train"), load_split(mnist_dir, "t10k")
+    train, test = read_mnist_split(mnist_dir, "train"), read_mnist_split(mnist_dir, "t10k")
     model = _train()
     model.fit(
         train["images"][:TRAIN_IMAGES, ..., None].astype(np.float32),

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_pipeline.datasets import MNISTIDXDataset
+from tests.conftest import read_mnist_split
 
 MODEL_NAME = "mnist_cnn"
 ALIAS = "production"
@@ -40,13 +40,6 @@ class RegisteredModel:
     @property
     def model_uri(self) -> str:
         return f"models:/{self.name}@{self.alias}"
-
-
-def load_split(mnist_dir: Path, prefix: str) -> dict[str, np.ndarray]:
-    return MNISTIDXDataset(
-        images=str(mnist_dir / f"{prefix}-images-idx3-ubyte.gz"),
-        labels=str(mnist_dir / f"{prefix}-labels-idx1-ubyte.gz"),
-    ).load()
 
 
 def build_model():
@@ -110,7 +103,7 @@ def register(
 def registered_model(root: Path, mnist_dir: Path) -> RegisteredModel:
     """The session's registered model, trained and registered on first use."""
     if "model" not in _CACHE:
-        train, test = load_split(mnist_dir, "train"), load_split(mnist_dir, "t10k")
+        train, test = read_mnist_split(mnist_dir, "train"), read_mnist_split(mnist_dir, "t10k")
         model = build_model()
         model.fit(
             train["images"][:TRAIN_IMAGES, ..., None].astype(np.float32),
