@@ -55,9 +55,9 @@ def read_state(checkpoint_dir: str, options: Mapping[str, Any] | None = None) ->
     """
     state_url = storage.join(checkpoint_dir, STATE_FILE)
     with storage.storage_errors(state_url, CHECKPOINT_SETTING, options, "read"):
-        if not storage.exists(state_url, options):
+        state = storage.read_json(state_url, options)
+        if state is None:
             return None
-        state = json.loads(storage.read_bytes(state_url, options))
         weights = state.get("weights")
         if not weights or not storage.exists(storage.join(checkpoint_dir, weights), options):
             logger.warning(
