@@ -29,7 +29,7 @@ TEST_IMAGES = 2000  # a slice of the real test set, as model-input shards
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, real_mnist_dir):
-    return production_model(tmp_path_factory.getbasetemp() / "production-model", real_mnist_dir)
+    return production_model(tmp_path_factory, real_mnist_dir)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ FIRST = 3000  # test images FIRST..FIRST+WINDOW (the batch-scoring test uses the
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, real_mnist_dir):
-    return production_model(tmp_path_factory.getbasetemp() / "production-model", real_mnist_dir)
+    return production_model(tmp_path_factory, real_mnist_dir)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ A small CNN (the trained-model contract: float32 (N, 28, 28, 1) values 0–255 i
 training images — 98.0 % on the first 2,000 test images, which the batch-scoring test
 holds to its 97 % floor (24,000 images gave exactly 97.0 % there: a coin toss in CI) —
 logged with the project's own :func:`mnist_pipeline.registry.model.log_classifier` (the
-pyfunc the promotion registers) and aliased ``production`` in a SQLite registry.
+pyfunc the promotion registers) and aliased ``production`` in a SQLite registry. The
+training runs once per test run: the pytest-xdist workers share the saved model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.conftest import read_mnist_split
+from tests.conftest import built_once, read_mnist_split
 
 NAME, ALIAS = "mnist_cnn", "production"
 TRAIN_IMAGES = 48_000
@@ -63,23 +64,36 @@ def _train():
     return model
 
 
-def production_model(root: Path, mnist_dir: Path) -> ProductionModel:
-    """Train, log (project pyfunc) and register the model on first use."""
-    if "model" in _CACHE:
-        return _CACHE["model"]
-    import mlflow
-
-    from mnist_pipeline.registry.model import log_classifier
-
-    train, test = read_mnist_split(mnist_dir, "train"), read_mnist_split(mnist_dir, "t10k")
+def _trained_model(folder: Path, mnist_dir: Path) -> None:
+    """Train the model and save it as ``folder/model.keras`` (once per test run)."""
+    train = read_mnist_split(mnist_dir, "train", count=TRAIN_IMAGES)
     model = _train()
     model.fit(
-        train["images"][:TRAIN_IMAGES, ..., None].astype(np.float32),
-        train["labels"][:TRAIN_IMAGES],
+        train["images"][..., None].astype(np.float32),
+        train["labels"],
         epochs=2,
         batch_size=128,
         verbose=0,
     )
+    model.save(folder / "model.keras")
+
+
+def production_model(tmp_path_factory, mnist_dir: Path) -> ProductionModel:
+    """The trained model (trained once per run, shared by the xdist workers), logged with the
+    project's pyfunc and registered in this process's own SQLite registry on first use."""
+    if "model" in _CACHE:
+        return _CACHE["model"]
+    import keras
+    import mlflow
+
+    from mnist_pipeline.registry.model import log_classifier
+
+    trained = built_once(
+        tmp_path_factory, "production-model", lambda folder: _trained_model(folder, mnist_dir)
+    )
+    model = keras.saving.load_model(trained / "model.keras")
+    train, test = read_mnist_split(mnist_dir, "train"), read_mnist_split(mnist_dir, "t10k")
+    root = tmp_path_factory.getbasetemp() / "production-model"
     root.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{root / 'production.db'}"
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
@@ -97,7 +111,3 @@ def production_model(root: Path, mnist_dir: Path) -> ProductionModel:
         mlflow.set_registry_uri(before[1])
     _CACHE["model"] = ProductionModel(uri, str(version), root, train, test)
     return _CACHE["model"]
-
-
-def production_model_fixture(tmp_path_factory, real_mnist_dir) -> ProductionModel:
-    return production_model(tmp_path_factory.getbasetemp() / "production-model", real_mnist_dir)

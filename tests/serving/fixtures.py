@@ -23,7 +23,7 @@ from tests.serving.registered_model import (
 @pytest.fixture(scope="session")
 def registered(tmp_path_factory: pytest.TempPathFactory, real_mnist_dir: Path) -> RegisteredModel:
     """A small CNN trained 1 epoch on real MNIST, registered as ``mnist_cnn@production``."""
-    return registered_model(tmp_path_factory.getbasetemp() / "registered-model", real_mnist_dir)
+    return registered_model(tmp_path_factory, real_mnist_dir)
 
 
 @pytest.fixture(scope="session")

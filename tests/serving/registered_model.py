@@ -4,8 +4,9 @@ A Keras model of the trained-model contract (float32 (N, 28, 28, 1) values 0–2
 Rescaling(1/255) first, (N, 10) softmax out), trained one epoch on a slice of real
 MNIST so its accuracy is real, logged by the project's own logging function
 (``registry.model.log_classifier``: the self-contained pyfunc) and registered with the
-alias ``production`` in a SQLite MLflow store. Built once per test session (a module
-cache: several test folders' fixtures share it).
+alias ``production`` in a SQLite MLflow store. Trained once per test run (the pytest-xdist
+workers share the saved model) and registered once per session (a module cache: several
+test folders' fixtures share it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.conftest import read_mnist_split
+from tests.conftest import built_once, read_mnist_split
 
 MODEL_NAME = "mnist_cnn"
 ALIAS = "production"
@@ -100,18 +101,32 @@ def register(
     return str(version.version)
 
 
-def registered_model(root: Path, mnist_dir: Path) -> RegisteredModel:
-    """The session's registered model, trained and registered on first use."""
+def _trained_model(folder: Path, mnist_dir: Path) -> None:
+    """Train the model one epoch and save it as ``folder/model.keras``."""
+    train = read_mnist_split(mnist_dir, "train", count=TRAIN_IMAGES)
+    model = build_model()
+    model.fit(
+        train["images"][..., None].astype(np.float32),
+        train["labels"],
+        epochs=1,
+        batch_size=128,
+        verbose=0,
+    )
+    model.save(folder / "model.keras")
+
+
+def registered_model(tmp_path_factory, mnist_dir: Path) -> RegisteredModel:
+    """The session's registered model: trained once per test run (the pytest-xdist workers
+    share the saved model), registered in this process's own SQLite store on first use."""
     if "model" not in _CACHE:
-        train, test = read_mnist_split(mnist_dir, "train"), read_mnist_split(mnist_dir, "t10k")
-        model = build_model()
-        model.fit(
-            train["images"][:TRAIN_IMAGES, ..., None].astype(np.float32),
-            train["labels"][:TRAIN_IMAGES],
-            epochs=1,
-            batch_size=128,
-            verbose=0,
+        import keras
+
+        trained = built_once(
+            tmp_path_factory, "registered-model", lambda folder: _trained_model(folder, mnist_dir)
         )
+        model = keras.saving.load_model(trained / "model.keras")
+        test = read_mnist_split(mnist_dir, "t10k")
+        root = tmp_path_factory.getbasetemp() / "registered-model"
         uri, artifacts = sqlite_registry(root)
         version = register(model, uri, artifacts, input_example=test["images"][:3])
         _CACHE["model"] = RegisteredModel(
