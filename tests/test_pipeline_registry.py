@@ -65,3 +65,29 @@ def test_namespaced_leaves_an_already_namespaced_stage_alone():
     renamed = namespaced("other", Pipeline([Node(_identity, "a", "b", name="copy")]))
     assert [node.name for node in renamed.nodes] == ["other.copy"]
     assert renamed.all_inputs() == {"a"} and renamed.all_outputs() == {"b"}
+
+
+def test_building_the_pipelines_does_not_import_tensorflow(project_root):
+    """`kedro viz`, the data stages and the project's commands start without TensorFlow
+    (several seconds): the training code imports it when a node runs."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from kedro.framework.project import configure_project\n"
+        "configure_project('mnist_pipeline')\n"
+        "from mnist_pipeline.pipeline_registry import register_pipelines\n"
+        "assert len(register_pipelines()) > 5\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-# TensorFlow before any stage imports Keras: Keras imports TensorFlow half-way through its
-# own import, and MLflow's pending autolog hook for tensorflow (kedro-mlflow's
-# ``disable_autologging``) would then fire on a half-imported Keras ("Exception raised
-# while enabling autologging for tensorflow: ... circular import"). The stages import
-# TensorFlow anyway; only the order changes.
-import tensorflow  # noqa: F401  (isort: skip)
+# No stage imports TensorFlow when its pipeline is built: `kedro viz`, the data stages and
+# the project's commands start without it (several seconds); the training code imports it
+# when a node runs (see mnist_pipeline.training).
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 

@@ -83,6 +83,9 @@ class MnistClassifier(mlflow.pyfunc.PythonModel):
         self.keras_model: Any = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        import tensorflow  # noqa: F401  (before Keras: see mnist_pipeline.training)
+
+        # isort: split
         import keras
 
         _compact_echo_in_scoring_server()

@@ -158,6 +158,9 @@ def download_model(model_uri: str, registry_uri: str | None, dst: Path) -> Path:
 
 
 def _keras_model_from_folder(folder: Path, model_uri: str) -> Any:
+    import tensorflow  # noqa: F401  (before Keras: see mnist_pipeline.training)
+
+    # isort: split
     import keras
     import mlflow
     from mlflow.models import Model

@@ -120,8 +120,10 @@ def train(
         ``worker_index``, ``initial_epoch``, ``epochs``, ``fit_time_s``,
         ``examples_trained`` (in this run, all workers), ``global_batch_size``.
     """
+    import tensorflow as tf  # before Keras: see mnist_pipeline.training
+
+    # isort: split
     import keras
-    import tensorflow as tf
 
     from mnist_pipeline.datasets import read_image_shards
     from mnist_pipeline.datasets.image_shards import read_manifest

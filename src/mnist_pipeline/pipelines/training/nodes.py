@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from mnist_pipeline.datasets import ImageShards
 from mnist_pipeline.registry.tracking import live_epoch_metrics
-from mnist_pipeline.training import TrainingResult, load_trained_model, run_training
+
+if TYPE_CHECKING:  # TensorFlow is imported when the node runs, not when the pipeline is built
+    import keras
+
+    from mnist_pipeline.training import TrainingResult
 
 
 def train_model(
@@ -28,6 +30,8 @@ def train_model(
         ``(trained_model, history, summary)``: the model that takes 0–255 images,
         metric → per-epoch values, and what the run measured (:func:`summarise`).
     """
+    from mnist_pipeline.training import load_trained_model, run_training
+
     result = run_training(
         train_path=train.path,
         validation_path=validation.path,
