@@ -67,6 +67,9 @@ def _worker_position(strategy) -> tuple[int, int]:
     return int(resolver.task_id or 0), max(len(workers), 1)
 
 
+PREFETCH_BATCHES = 2
+
+
 def _dataset(images, labels, batch_size: int, *, seed: int | None):
     """An endless stream of full batches (fit bounds it with a step count)."""
     import tensorflow as tf
@@ -75,10 +78,16 @@ def _dataset(images, labels, batch_size: int, *, seed: int | None):
     if seed is not None:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat().batch(batch_size, drop_remainder=True)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(PREFETCH_BATCHES)
     options = tf.data.Options()
     # Each worker already reads only its own shard files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    # No autotuning. Its background thread sleeps 10 ms, 20 ms, 40 ms... and notices that
+    # its iterator was deleted only when it wakes, 41 s, 82 s... after the iterator was
+    # created, and the deletion waits for it. Keras deletes the validation iterator at every
+    # epoch's end, so an epoch of 24 s lasted 41 s, one of 54 s lasted 82 s (docs/training.md).
+    # A from-memory pipeline needs no tuning: a fixed prefetch keeps the next batches ready.
+    options.autotune.enabled = False
     return dataset.with_options(options)
 
 
