@@ -72,7 +72,7 @@ def _wait_http(url: str, process: subprocess.Popen, what: str, timeout_s: float 
     raise RuntimeError(f"{what} did not answer {url} in {timeout_s:g} s")
 
 
-def start_mlflow_server(
+def _spawn_mlflow_server(
     name: str, folder: Path, destination: str, keys: dict[str, str]
 ) -> tuple[subprocess.Popen, str]:
     """An ``mlflow server`` proxying its artifacts to ``destination`` (it alone gets ``keys``)."""
@@ -90,15 +90,25 @@ def start_mlflow_server(
         stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, env=env,
     )  # fmt: skip
     log_file.close()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(f"{url}/health", process, f"the {name} mlflow server")
-    except BaseException:
-        from mnist_pipeline.processes import stop_process_group
+    return process, f"http://127.0.0.1:{port}"
 
-        stop_process_group(process)
-        raise
-    return process, url
+
+def start_mlflow_servers(
+    servers: dict[str, tuple[str, dict[str, str]]], folder: Path, stack: contextlib.ExitStack
+) -> dict[str, str]:
+    """Start one ``mlflow server`` per ``name: (artifact destination, keys)``, all at once
+    (each creates its store on start: the two starts overlap), stopped when ``stack``
+    closes; return their URLs once every one answers."""
+    from mnist_pipeline.processes import stop_process_group
+
+    started = {}
+    for name, (destination, keys) in servers.items():
+        process, url = _spawn_mlflow_server(name, folder, destination, keys)
+        stack.callback(stop_process_group, process)
+        started[name] = process, url
+    for name, (process, url) in started.items():
+        _wait_http(f"{url}/health", process, f"the {name} mlflow server")
+    return {name: url for name, (_, url) in started.items()}
 
 
 def pipeline_env(emulators: Emulators, sandbox_url: str, production_url: str) -> dict[str, str]:
@@ -197,8 +207,6 @@ def _run_local(args, folder: Path, project: Path, extra: list[str], stack) -> in
     """The baseline: MNIST copied to a local folder, data path and artifact stores on disk."""
     import shutil
 
-    from mnist_pipeline.processes import stop_process_group
-
     timings: dict[str, float] = {}
     started = time.perf_counter()
     source = folder / "mnist"
@@ -207,12 +215,15 @@ def _run_local(args, folder: Path, project: Path, extra: list[str], stack) -> in
         shutil.copyfile(Path(args.mnist) / name, source / name)
     timings["upload_mnist"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    sandbox, sandbox_url = start_mlflow_server("sandbox", folder, str(folder / "sandbox-art"), {})
-    stack.callback(stop_process_group, sandbox)
-    production, production_url = start_mlflow_server(
-        "production", folder, str(folder / "production-art"), {}
+    urls = start_mlflow_servers(
+        {
+            "sandbox": (str(folder / "sandbox-art"), {}),
+            "production": (str(folder / "production-art"), {}),
+        },
+        folder,
+        stack,
     )
-    stack.callback(stop_process_group, production)
+    sandbox_url, production_url = urls["sandbox"], urls["production"]
     timings["mlflow_servers"] = round(time.perf_counter() - started, 2)
     env = {k: v for k, v in os.environ.items() if k not in ARTIFACT_STORE_KEYS}
     env.update(
@@ -277,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     def timed(stage: str, started: float) -> None:
         timings[stage] = round(time.perf_counter() - started, 2)
 
-    from mnist_pipeline.processes import stop_process_group
-
     state = Path(args.dir) / "emulators.json"
     owned = None
     with contextlib.ExitStack() as stack:
@@ -300,14 +309,15 @@ def main(argv: list[str] | None = None) -> int:
         upload_mnist(Path(args.mnist), emulators)
         timed("upload_mnist", started)
         started = time.perf_counter()
-        sandbox, sandbox_url = start_mlflow_server(
-            "sandbox", folder, SANDBOX_ARTIFACTS, emulators.sandbox_server_env()
+        urls = start_mlflow_servers(
+            {
+                "sandbox": (SANDBOX_ARTIFACTS, emulators.sandbox_server_env()),
+                "production": (PRODUCTION_ARTIFACTS, emulators.production_server_env()),
+            },
+            folder,
+            stack,
         )
-        stack.callback(stop_process_group, sandbox)
-        production, production_url = start_mlflow_server(
-            "production", folder, PRODUCTION_ARTIFACTS, emulators.production_server_env()
-        )
-        stack.callback(stop_process_group, production)
+        sandbox_url, production_url = urls["sandbox"], urls["production"]
         log(f"sandbox MLflow {sandbox_url} → {SANDBOX_ARTIFACTS}")
         log(f"production MLflow {production_url} → {PRODUCTION_ARTIFACTS}")
         timed("mlflow_servers", started)
