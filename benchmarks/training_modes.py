@@ -149,7 +149,7 @@ def curve(
 
     from mnist_pipeline.training.model import build_core_model, compile_model, training_model
     from mnist_pipeline.training.runner import resolve_preset
-    from mnist_pipeline.training.worker import _dataset
+    from mnist_pipeline.training.worker import input_batches
 
     splits = _splits(data_root)
     images, labels = _read(splits["train"])
@@ -170,7 +170,7 @@ def curve(
             training_model(core, config["model"]), config["optimizer"], epochs * steps
         )
     epochs = min(epochs, max_epochs or epochs)
-    data = _dataset(images, labels, batch, seed=seed)
+    data = input_batches(images, labels, batch, seed=seed)
     steps = len(labels) // batch
     points, trained, trained_cpu = [], 0.0, 0.0
     for epoch in range(epochs):

@@ -66,15 +66,16 @@ def _train():
 
 def _trained_model(folder: Path, mnist_dir: Path) -> None:
     """Train the model and save it as ``folder/model.keras`` (once per test run)."""
+    from mnist_pipeline.training.worker import input_batches
+
     train = read_mnist_split(mnist_dir, "train", count=TRAIN_IMAGES)
     model = _train()
-    model.fit(
-        train["images"][..., None].astype(np.float32),
-        train["labels"],
-        epochs=2,
-        batch_size=128,
-        verbose=0,
+    # The project's input pipeline (no tf.data autotuning: Keras' own pipeline for NumPy
+    # arrays stalls each epoch's end until its autotuning thread wakes, see worker.py).
+    batches = input_batches(
+        train["images"][..., None].astype(np.float32), train["labels"], 128, seed=0
     )
+    model.fit(batches, epochs=2, steps_per_epoch=TRAIN_IMAGES // 128, verbose=0)
     model.save(folder / "model.keras")
 
 

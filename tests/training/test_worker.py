@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_pipeline.training.worker import _dataset
+from mnist_pipeline.training.worker import input_batches
 
 
 def test_the_input_pipeline_is_not_autotuned():
@@ -13,7 +13,7 @@ def test_the_input_pipeline_is_not_autotuned():
     41 s, because Keras deletes the validation iterator at each epoch's end."""
     images = np.zeros((10, 28, 28, 1), np.float32)
     for seed in (0, None):  # training (shuffled) and validation
-        dataset = _dataset(images, np.arange(10) % 10, 4, seed=seed)
+        dataset = input_batches(images, np.arange(10) % 10, 4, seed=seed)
         assert dataset.options().autotune.enabled is False
         batches = iter(dataset)
         for _ in range(5):  # endless full batches (fit bounds it with a step count)

@@ -70,7 +70,7 @@ def _worker_position(strategy) -> tuple[int, int]:
 PREFETCH_BATCHES = 2
 
 
-def _dataset(images, labels, batch_size: int, *, seed: int | None):
+def input_batches(images, labels, batch_size: int, *, seed: int | None):
     """An endless stream of full batches (fit bounds it with a step count)."""
     import tensorflow as tf
 
@@ -171,8 +171,8 @@ def train(
     val_total = int(read_manifest(validation_path, options)["num_examples"])
     steps_per_epoch = max(total // batch_size, 1)
     validation_steps = max(math.ceil(val_total / batch_size), 1)
-    train_data = _dataset(images, labels, batch_size, seed=seed + worker_index)
-    validation_data = _dataset(val_images, val_labels, batch_size, seed=None)
+    train_data = input_batches(images, labels, batch_size, seed=seed + worker_index)
+    validation_data = input_batches(val_images, val_labels, batch_size, seed=None)
 
     scope = distribution.scope() if strategy == "custom" else _null_scope()
     with scope:
