@@ -84,9 +84,7 @@ def spark_job(master: str, folder: Path, output: Path, registry: str, name: str)
         items = list_inputs(str(folder))
         pinned = pin_model(name, "production", registry)
         started = time.perf_counter()
-        manifest = run_scoring_job(
-            spark, items, pinned, registry, output=str(output), images_per_partition=2500
-        )
+        manifest = run_scoring_job(spark, items, pinned, registry, output=str(output))
         seconds = time.perf_counter() - started
         row = {
             "images": len(items),
@@ -96,14 +94,17 @@ def spark_job(master: str, folder: Path, output: Path, registry: str, name: str)
             "failed": manifest["summary"]["failed"],
         }
         if master.startswith("local"):
-            row["spark_udf"] = spark_udf_job(spark, items, pinned, registry)
+            row["spark_udf"] = spark_udf_job(spark, items, pinned, registry, row["partitions"])
         return row
     finally:
         spark.stop()
 
 
-def spark_udf_job(spark: Any, items: list, pinned: Any, registry: str) -> dict[str, Any]:
-    """The same images through ``mlflow.pyfunc.spark_udf`` (decode stage + UDF stage)."""
+def spark_udf_job(
+    spark: Any, items: list, pinned: Any, registry: str, partitions: int
+) -> dict[str, Any]:
+    """The same images through ``mlflow.pyfunc.spark_udf`` (decode stage + UDF stage), in as
+    many partitions as the fused job."""
     import pandas as pd
     from pyspark.sql.functions import col
 
@@ -124,16 +125,19 @@ def spark_udf_job(spark: Any, items: list, pinned: Any, registry: str) -> dict[s
     try:
         import mlflow
 
+        paths = spark.createDataFrame([(i.uri,) for i in items], "uri string").repartition(
+            partitions
+        )
+        started = time.perf_counter()  # shipping the model counts, as for the fused job
         with registry_context(registry):
             udf = mlflow.pyfunc.spark_udf(
                 spark, pinned.model_uri, result_type="array<float>", env_manager="local"
             )
-        paths = spark.createDataFrame([(i.uri,) for i in items], "uri string").repartition(
-            max(2, len(items) // 2500)
-        )
-        started = time.perf_counter()
         decoded = paths.mapInPandas(decode, "uri string, image array<float>")
-        count = decoded.withColumn("p", udf(col("image"))).selectExpr("size(p) as n").count()
+        # The sum needs every probability: a bare count() would let Spark prune the
+        # (deterministic) UDF's column and never run the model.
+        total = decoded.withColumn("p", udf(col("image"))).selectExpr("sum(size(p))").first()[0]
+        count = int(total) // 10
         seconds = time.perf_counter() - started
         return {
             "images": count,
