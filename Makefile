@@ -13,12 +13,15 @@ export DO_NOT_TRACK := 1
 
 .PHONY: install model-env run test lint format benchmark lock clean cloud-up cloud-down run-cloud bundle bundle-venv
 
+# pip installs uv (pinned by the lock), uv installs the pinned stack: in parallel and with the
+# bytecode compiled ahead, as pip does (pip alone took about 3.5 minutes of CI's install).
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime (Spark needs it)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[local,cloud,test]"
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3" "$$(grep '^uv==' requirements.lock)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode \
+		-c requirements.lock -e ".[local,cloud,test]"
 	touch $@
 
 # Azurite (the Azure Blob storage emulator of the cloud run and its tests), pinned by
@@ -26,7 +29,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 AZURITE := tools/cloud/node_modules/.bin/azurite-blob
 $(AZURITE): tools/cloud/package.json tools/cloud/package-lock.json
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ (Azurite, the Azure storage emulator, needs it)" >&2; exit 1; }
-	npm ci --prefix tools/cloud --no-audit --no-fund --loglevel=error
+	npm ci --prefix tools/cloud --prefer-offline --no-audit --no-fund --loglevel=error
 	touch $@
 
 # A Databricks job cluster's Python, stood in for by a fresh venv: the laptop venv's
