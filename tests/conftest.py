@@ -106,7 +106,15 @@ def _isolated_mlflow_state():
     from mlflow.tracking import fluent
 
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # mlflow.set_experiment (kedro-mlflow calls it) also exports MLFLOW_EXPERIMENT_ID, which
+    # a later test's runs (and its subprocesses) would then look for in another store.
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_ID"), fluent._active_experiment_id
     yield
+    if experiment[0] is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    else:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = experiment[0]
+    fluent._active_experiment_id = experiment[1]
     while mlflow.active_run() is not None:
         try:
             mlflow.end_run()

@@ -184,10 +184,12 @@ def read_json(url: str, options: Mapping[str, Any] | None = None) -> Any:
     """The JSON document at ``url``; ``None`` when there is none (e.g. a manifest not
     written yet: the caller says what that means)."""
     fs, path = filesystem(url, options)
-    if not fs.exists(path):
+    try:
+        # One request for the whole object: a file handle reads up to the size it looked up
+        # first, and an object replaced in between came back cut at the old size.
+        return json.loads(fs.cat_file(path))
+    except FileNotFoundError:
         return None
-    with fs.open(path, "rb") as handle:
-        return json.load(handle)
 
 
 def exists(url: str, options: Mapping[str, Any] | None = None) -> bool:

@@ -56,8 +56,12 @@ def tool_env(root: Path) -> dict[str, str]:
     folder even when the virtual environment is not activated.
     """
     # Without PYTHONPATH: Kedro's bootstrap puts the project's src/ there, which would let a
-    # model that needs project code load "in its own environment" after all.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    # model that needs project code load "in its own environment" after all. Without the
+    # caller's MLflow experiment and run: `mlflow.set_experiment` (kedro-mlflow) exports
+    # MLFLOW_EXPERIMENT_ID, and the child refused to start when that experiment was not in
+    # the store it saw.
+    dropped = ("PYTHONPATH", "PYTHONHOME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["MLFLOW_ENV_ROOT"] = str(root)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
