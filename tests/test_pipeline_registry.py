@@ -67,9 +67,12 @@ def test_namespaced_leaves_an_already_namespaced_stage_alone():
     assert renamed.all_inputs() == {"a"} and renamed.all_outputs() == {"b"}
 
 
-def test_building_the_pipelines_does_not_import_tensorflow(project_root):
+def test_a_session_builds_its_pipelines_and_catalog_without_tensorflow(project_root, tmp_path):
     """`kedro viz`, the data stages and the project's commands start without TensorFlow
-    (several seconds): the training code imports it when a node runs."""
+    (about 10 s of CPU): the training code imports it when a node runs, and the model's
+    dataset when the model is loaded or saved (kedro-mlflow's hook builds every dataset of
+    the catalog when a session starts)."""
+    import os
     import subprocess
     import sys
 
@@ -79,11 +82,21 @@ def test_building_the_pipelines_does_not_import_tensorflow(project_root):
         "configure_project('mnist_pipeline')\n"
         "from mnist_pipeline.pipeline_registry import register_pipelines\n"
         "assert len(register_pipelines()) > 5\n"
+        "from kedro.framework.session import KedroSession\n"
+        "with KedroSession.create(project_path='.', env='azure') as session:\n"
+        "    catalog = session.load_context().catalog\n"
+        "    assert 'trained_model' in catalog\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", MNIST_DATA_ROOT=str(tmp_path / "data"))
+    for store in ("", "LOCAL_", "SANDBOX_", "PRODUCTION_"):
+        env[f"MLFLOW_{store}TRACKING_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
+        env[f"MLFLOW_{store}ARTIFACT_LOCATION"] = str(tmp_path / "mlruns")
+    env["MLFLOW_PRODUCTION_REGISTRY_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=project_root,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,

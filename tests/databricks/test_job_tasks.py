@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -132,11 +133,13 @@ def test_sandbox_job_tasks_run_from_the_wheel(project_root, real_mnist_dir, tmp_
         ]
         arguments = [a.format(**defaults) for a in arguments]
         command = [str(venv / "bin" / wheel_task["entry_point"]), *arguments]
+        started = time.perf_counter()
         result = subprocess.run(
             command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
         )
         where = [line.strip() for line in result.stderr.splitlines() if ".py:" in line]
         assert result.returncode == 0, (task["task_key"], where[-12:], result.stderr[-3000:])
+        print(f"task {task['task_key']}: {time.perf_counter() - started:.1f} s")
 
     summary = json.loads((data / "08_reporting" / "training_summary.json").read_text())
     assert summary["mode"] == "distributed" and summary["num_workers"] == 2

@@ -24,7 +24,7 @@ from tests.conftest import PROJECT_ROOT
 # Issue 3's contract for its outputs, used only while conf/base has no catalog_training.yml.
 STAND_IN_TRAINING_CATALOG = {
     "trained_model": {
-        "type": "tensorflow.TensorFlowModelDataset",
+        "type": "mnist_pipeline.datasets.KerasModelDataset",
         "filepath": "${globals:data_root}/06_models/mnist_cnn.keras",
     },
     "training_history": {

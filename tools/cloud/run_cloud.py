@@ -81,6 +81,9 @@ def _spawn_mlflow_server(
     log_file = open(folder / f"mlflow-{name}.log", "wb")  # noqa: SIM115 - closed below
     env = {k: v for k, v in os.environ.items() if k not in ARTIFACT_STORE_KEYS}
     env.update(keys, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    # No background job runner (MLflow's GenAI jobs): it forks four more Python processes
+    # that import mlflow, and tracking + registry never need it.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     process = subprocess.Popen(
         [
             str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),

@@ -12,11 +12,14 @@ import sys
 
 import pytest
 
+from mnist_pipeline.registry.model_env import DEFAULT_ENV_ROOT, env_root
 from tests.conftest import PROJECT_ROOT
 from tests.integration.scratch_project import project_copy
 from tools.cloud.run_cloud import ARTIFACT_STORE_KEYS, pipeline_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ENV_ROOT = PROJECT_ROOT / DEFAULT_ENV_ROOT
 
 
 def test_the_pipelines_environment_holds_no_artifact_store_key(emulators, monkeypatch):
@@ -36,7 +39,12 @@ def test_the_pipelines_environment_holds_no_artifact_store_key(emulators, monkey
 # margin is a few images. The promotion gate is lowered to the guard to match; every other
 # setting is `make run-cloud`'s default.
 GUARD = 0.988
-KEDRO_ARGS = f"--params training.epochs=2,promotion.gate.min_accuracy={GUARD}"
+# The deploy uses the model environment `make install` built (a test never builds one: the
+# project copy has no .mlflow-envs/ of its own, and a build here took 48-65 s).
+KEDRO_ARGS = (
+    f"--params training.epochs=2,promotion.gate.min_accuracy={GUARD},"
+    "deploy_environment.build_if_missing=false"
+)
 
 
 def test_sandbox_on_azure_blob_to_production_on_gcs(real_mnist_dir, tmp_path):
@@ -49,6 +57,7 @@ def test_sandbox_on_azure_blob_to_production_on_gcs(real_mnist_dir, tmp_path):
         CLOUD_DIR=str(tmp_path / "cloud"),
         MNIST_DATA_ROOT=str(tmp_path / "data"),  # local layers (reports) stay in the tmp folder
         MLFLOW_LOCAL_TRACKING_URI=f"sqlite:///{tmp_path}/local.db",
+        MLFLOW_ENV_ROOT=str(env_root(os.environ.get("MLFLOW_ENV_ROOT") or ENV_ROOT)),
     )
     completed = subprocess.run(
         [
@@ -68,6 +77,8 @@ def test_sandbox_on_azure_blob_to_production_on_gcs(real_mnist_dir, tmp_path):
     accuracy = json.loads((reports / "evaluation_metrics.json").read_text())["test_accuracy"]
     print(f"default model, 2 epochs on the real MNIST: test accuracy {accuracy:.4f}")
     assert accuracy >= GUARD
-    assert json.loads((reports / "deployment_report.json").read_text())["deployable"] is True
+    deployment = json.loads((reports / "deployment_report.json").read_text())
+    assert deployment["deployable"] is True
+    assert deployment["fresh_env"]["reused"] is True, deployment["fresh_env"]
     assert "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq" not in output
     assert "enabling autologging" not in output  # TensorFlow imported before Keras everywhere
