@@ -39,6 +39,7 @@ DEFAULT_ENV_ROOT = ".mlflow-envs"
 PREDICT_TIMEOUT_S = 600.0
 # What `mlflow models predict` runs inside the model's environment.
 PREDICT_MODULE = "mlflow.pyfunc._mlflow_pyfunc_backend_predict"
+MLFLOW = (sys.executable, "-m", "mlflow")
 
 
 class FreshEnvError(RuntimeError):
@@ -127,8 +128,7 @@ def _prepare(model_dir: Path, root: Path, env_manager: str, target: Path) -> Non
     """``mlflow models prepare-env`` (it honours ``MLFLOW_ENV_ROOT``), bytecode compiled
     while installing: the first load there would otherwise compile TensorFlow (about 20 s)."""
     _run(
-        [sys.executable, "-m", "mlflow", "models", "prepare-env", "-m", str(model_dir)]
-        + ["--env-manager", env_manager],
+        [*MLFLOW, "models", "prepare-env", "-m", str(model_dir), "--env-manager", env_manager],
         {**tool_env(root), "UV_COMPILE_BYTECODE": "1"},
         what=f"building the model environment {target}",
     )
@@ -227,9 +227,11 @@ def predict_in_fresh_env(
         request, answer = Path(tmp, "input.json"), Path(tmp, "output.json")
         request.write_text(json.dumps({"inputs": np.asarray(images, np.float32).tolist()}))
         _run(
-            [str(target / "bin" / "python"), "-m", PREDICT_MODULE]
-            + ["--model-uri", Path(model_dir).resolve().as_uri(), "--content-type", "json"]
-            + ["--input-path", str(request), "--output-path", str(answer)],
+            [
+                *(str(target / "bin" / "python"), "-m", PREDICT_MODULE),
+                *("--model-uri", Path(model_dir).resolve().as_uri(), "--content-type", "json"),
+                *("--input-path", str(request), "--output-path", str(answer)),
+            ],
             _model_env(target),
             what=f"loading and predicting with the model in its own {env_manager} environment",
             cwd=Path(tmp),  # an empty folder: nothing of the project is importable from here
