@@ -1,4 +1,4 @@
-"""The one place for the Keras 3 multi-worker workaround.
+"""The one place for the Keras 3 multi-worker workaround, and tf.data's distributed pause.
 
 Keras 3's TensorFlow trainer cannot ``fit`` under ``MultiWorkerMirroredStrategy``
 with two or more workers (keras-team/keras#20585, tensorflow/tensorflow#72388):
@@ -16,6 +16,16 @@ Both patches use the private ``keras.src`` API, so keras is pinned
 moves these, the test says so. The alternative (``tf-keras`` + ``TF_USE_LEGACY_KERAS=1``)
 was rejected: it swaps the whole Keras API and file format for every process,
 serving included. See docs/training.md.
+
+:func:`disable_device_iterator_autotuning` is the other one: under any distribution strategy
+``tf.distribute`` feeds each device through a ``MultiDeviceIterator``, whose per-device
+datasets are new tf.data pipelines with default options, autotuning on, whatever the input
+pipeline says. Deleting such an iterator (Keras does at every epoch's end) waits for the
+autotuning thread's next wake-up, 41 s or 82 s after the iterator was created: the Spark
+modes' epochs lasted 41/82 s with the cores idle (docs/training.md, "Epochs that lasted 41
+seconds"). The patch gives those per-device datasets autotuning off, as ``input_batches``
+does for the input pipeline. It also uses a private API (``multi_device_iterator_ops``):
+tensorflow is pinned and tests/training/test_keras_compat.py checks it.
 """
 
 from __future__ import annotations
@@ -86,3 +96,26 @@ def apply_multi_worker_fix() -> None:
     tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
     tf_trainer.reduce_per_replica = reduce_per_replica
     _applied = True
+
+
+_autotune_patched = False
+
+
+def disable_device_iterator_autotuning() -> None:
+    """No tf.data autotuning in the per-device datasets of ``tf.distribute``'s
+    ``MultiDeviceIterator`` (idempotent; see the module docstring)."""
+    global _autotune_patched  # noqa: PLW0603 - one process-wide patch, applied once
+    if _autotune_patched:
+        return
+    import tensorflow as tf
+    from tensorflow.python.data.ops import multi_device_iterator_ops
+
+    original = multi_device_iterator_ops._create_device_dataset
+    options = tf.data.Options()
+    options.autotune.enabled = False
+
+    def _create_device_dataset(*args, **kwargs):
+        return original(*args, **kwargs).with_options(options)
+
+    multi_device_iterator_ops._create_device_dataset = _create_device_dataset
+    _autotune_patched = True

@@ -148,6 +148,10 @@ def train(
     else:
         threads.apply()  # under the runner TensorFlow already started: the unpickling did it
         distribution = tf.distribute.get_strategy()
+    if strategy != "default":
+        from .keras_compat import disable_device_iterator_autotuning
+
+        disable_device_iterator_autotuning()
     worker_index, num_workers = _worker_position(distribution)
     is_chief = worker_index == 0
     if num_workers > 1:
