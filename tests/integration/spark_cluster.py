@@ -7,6 +7,7 @@ daemon in its own process group, stopped (and waited for) on close.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -16,6 +17,12 @@ from pathlib import Path
 import pyspark
 
 from mnist_pipeline.processes import stop_process_group
+
+
+def can_unshare() -> bool:
+    """Whether workers can get private folders (``unshare``: root only), as the cloud
+    cluster's "no shared disk" needs."""
+    return os.geteuid() == 0 and shutil.which("unshare") is not None
 
 
 def _free_port() -> int:

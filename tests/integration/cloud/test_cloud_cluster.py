@@ -10,7 +10,6 @@ the storage options reach the executors as arguments, never through their enviro
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -23,8 +22,9 @@ import pytest
 from mnist_pipeline import storage
 from mnist_pipeline.datasets.image_shards import write_image_shards
 from mnist_pipeline.training import checkpoint, load_trained_model, run_training
+from mnist_pipeline.training.runner import available_slots
 from tests.conftest import PROJECT_ROOT
-from tests.integration.spark_cluster import StandaloneCluster, python_task_workers
+from tests.integration.spark_cluster import StandaloneCluster, can_unshare, python_task_workers
 from tests.training.conftest import (
     TEST_IMAGES,
     TRAIN_IMAGES,
@@ -39,13 +39,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PRIVATE = (PROJECT_ROOT / "data", PROJECT_ROOT / "mlruns", Path(tempfile.gettempdir()))
 
 
-def _can_unshare() -> bool:
-    return os.geteuid() == 0 and shutil.which("unshare") is not None
-
-
 @pytest.fixture(scope="module")
 def isolated_cluster(tmp_path_factory):
-    if not _can_unshare():
+    if not can_unshare():
         message = "the no-shared-disk cluster needs root and unshare (CI runs as root)"
         if os.environ.get("CI"):
             pytest.fail(message)
@@ -125,9 +121,12 @@ def test_the_workers_cannot_see_the_drivers_disk(isolated_cluster, tmp_path):
     [("distributed", {}), ("custom", {"distribution": {"communication": "ring"}})],
     ids=["distributed", "custom-ring"],
 )
-def test_training_on_workers_that_share_no_disk(case, isolated_cluster, abfs_model_input, tmp_path):
+def test_training_on_workers_that_share_no_disk(
+    case, isolated_cluster, abfs_model_input, tmp_path, caplog
+):
     mode, extra = case
-    _cluster, _ = isolated_cluster
+    _, spark = isolated_cluster
+    caplog.set_level("INFO", logger="mnist_pipeline.training")
     options = abfs_model_input["options"]
     config = _cloud_config(tmp_path, mode, abfs_model_input, **extra)
     result = run_training(
@@ -137,7 +136,13 @@ def test_training_on_workers_that_share_no_disk(case, isolated_cluster, abfs_mod
         config=config,
         storage_options=options,
     )
-    assert result.num_workers == 2
+    # Two one-core executors and a barrier of two tasks: both executors took part.
+    assert available_slots(spark) == 2
+    assert result.num_workers == 2  # the cluster size the chief saw
+    assert result.global_batch_size == config["batch_size"]
+    # Per-epoch progress from the executors reached the driver's log.
+    assert "training started: worker 0 of 2 (chief)" in caplog.text
+    assert f"epoch {config['epochs']}/{config['epochs']}" in caplog.text
     assert result.model_path.startswith("abfs://sandbox/")
     assert storage.exists(result.model_path, options)
     # Checkpoints were on object storage and are removed after success.
