@@ -13,8 +13,10 @@ def test_per_device_datasets_of_a_strategy_are_not_autotuned(monkeypatch):
 
     from mnist_pipeline.training import keras_compat
 
-    # Whatever this test does to the module-level function is undone afterwards.
-    monkeypatch.setattr(mdi, "_create_device_dataset", mdi._create_device_dataset)
+    # TensorFlow's own function (an earlier test's training may have patched it already);
+    # whatever this test does to the module is undone afterwards.
+    original = getattr(mdi._create_device_dataset, "__wrapped__", mdi._create_device_dataset)
+    monkeypatch.setattr(mdi, "_create_device_dataset", original)
     monkeypatch.setattr(keras_compat, "_autotune_patched", False)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     source = tf.data.Dataset.range(4).batch(2)

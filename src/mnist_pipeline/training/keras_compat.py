@@ -30,6 +30,7 @@ tensorflow is pinned and tests/training/test_keras_compat.py checks it.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import keras
@@ -114,6 +115,7 @@ def disable_device_iterator_autotuning() -> None:
     options = tf.data.Options()
     options.autotune.enabled = False
 
+    @functools.wraps(original)  # __wrapped__: the original, for the test
     def _create_device_dataset(*args, **kwargs):
         return original(*args, **kwargs).with_options(options)
 
