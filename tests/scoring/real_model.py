@@ -1,9 +1,10 @@
 """A real production model for the batch-scoring and monitoring tests, built once per session.
 
 A small CNN (the trained-model contract: float32 (N, 28, 28, 1) values 0–255 in,
-``Rescaling(1/255)`` first, (N, 10) softmax out) trained 2 epochs on 48,000 real MNIST
-training images — 98.0 % on the first 2,000 test images, which the batch-scoring test
-holds to its 97 % floor (24,000 images gave exactly 97.0 % there: a coin toss in CI) —
+``Rescaling(1/255)`` first, (N, 10) softmax out) trained 1 epoch on 48,000 real MNIST
+training images, batch 64, Adam 3e-3 — 97.7 % on the first 2,000 test images, which the
+batch-scoring test holds to its 97 % floor (24,000 images gave exactly 97.0 % there: a coin
+toss in CI; 2 epochs at batch 128 and 2e-3 gave 97.55 % for twice the CPU) —
 logged with the project's own :func:`mnist_pipeline.registry.model.log_classifier` (the
 pyfunc the promotion registers) and aliased ``production`` in a SQLite registry. The
 training runs once per test run: the pytest-xdist workers share the saved model.
@@ -21,6 +22,7 @@ from tests.conftest import built_once, read_mnist_split
 
 NAME, ALIAS = "mnist_cnn", "production"
 TRAIN_IMAGES = 48_000
+BATCH = 64
 _CACHE: dict[str, Any] = {}
 
 
@@ -57,7 +59,7 @@ def _train():
         ]
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(2e-3),
+        optimizer=keras.optimizers.Adam(3e-3),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -73,9 +75,9 @@ def _trained_model(folder: Path, mnist_dir: Path) -> None:
     # The project's input pipeline (no tf.data autotuning: Keras' own pipeline for NumPy
     # arrays stalls each epoch's end until its autotuning thread wakes, see worker.py).
     batches = input_batches(
-        train["images"][..., None].astype(np.float32), train["labels"], 128, seed=0
+        train["images"][..., None].astype(np.float32), train["labels"], BATCH, seed=0
     )
-    model.fit(batches, epochs=2, steps_per_epoch=TRAIN_IMAGES // 128, verbose=0)
+    model.fit(batches, epochs=1, steps_per_epoch=TRAIN_IMAGES // BATCH, verbose=0)
     model.save(folder / "model.keras")
 
 
