@@ -42,3 +42,50 @@ def test_promoting_into_the_registry_it_came_from_is_refused_before_any_call():
     production = Workspace("production", uri, uri, "mnist_cnn", "production")
     with pytest.raises(RegistryConfigError, match="registries are the same"):
         promote(sandbox, production, {"version": "1"}, sample_images=None)
+
+
+class _InsertRaceClient:
+    """A client whose first alias or tag write loses the insert race with ``error``."""
+
+    def __init__(self, error: str):
+        self.error, self.calls = error, []
+
+    def _write(self, *args: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        self.calls.append(args)
+        if len(self.calls) == 1:
+            raise MlflowException(self.error, error_code="BAD_REQUEST")
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self._write(name, alias, version)
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._write(name, version, key, value)
+
+
+def test_an_alias_created_concurrently_is_set_again_not_failed():
+    client = _InsertRaceClient(
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_aliases.workspace, "
+        "registered_model_aliases.name, registered_model_aliases.alias"
+    )
+    store.set_alias(client, "mnist_cnn", "champion", 1)
+    assert client.calls == [("mnist_cnn", "champion", "1")] * 2
+
+
+def test_a_version_tag_created_concurrently_is_set_again_not_failed():
+    client = _InsertRaceClient(
+        "psycopg2.errors.UniqueViolation: duplicate key value violates unique constraint "
+        '"model_version_tag_pk"'
+    )
+    store.set_version_tag(client, "mnist_cnn", 2, "lineage.verified", "true")
+    assert client.calls == [("mnist_cnn", "2", "lineage.verified", "true")] * 2
+
+
+def test_other_alias_errors_are_not_retried():
+    from mlflow.exceptions import MlflowException
+
+    client = _InsertRaceClient("Model Version (name=mnist_cnn, version=9) not found")
+    with pytest.raises(MlflowException, match="not found"):
+        store.set_alias(client, "mnist_cnn", "champion", 9)
+    assert len(client.calls) == 1

@@ -138,7 +138,7 @@ def promote(
         verification = verify_copy(
             source, source_version, target, str(copy.version), images=sample_images, atol=atol
         )
-        client.set_model_version_tag(target.model_name, copy.version, store.TAG_VERIFIED, "true")
+        store.set_version_tag(client, target.model_name, copy.version, store.TAG_VERIFIED, "true")
     store.set_alias(client, target.model_name, target.alias, str(copy.version))
     return {
         **report,

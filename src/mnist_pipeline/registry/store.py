@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from mnist_pipeline.registry.model import (
     predict_images,
 )
 from mnist_pipeline.registry.probe import bounded
+
+logger = logging.getLogger(__name__)
 
 # Tags on registered versions (and on the production run that holds a copy).
 TAG_MODEL_SHA256 = "model_sha256"
@@ -300,8 +303,47 @@ def register_candidate(
     }
 
 
+# How SQL backends word a unique-key violation (SQLite, PostgreSQL, MySQL).
+_UNIQUE_VIOLATIONS = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+UPSERT_ATTEMPTS = 3
+
+
+def _upsert(write: Callable[[], None], what: str) -> None:
+    """Run ``write`` (an MLflow alias or tag write), again if it lost an insert race.
+
+    MLflow's SQL registry writes aliases and version tags with a select-then-insert
+    (SQLAlchemy's ``merge``), so two jobs writing a *new* one at the same moment make the
+    second fail on the table's unique key (seen in CI: two concurrent promotions, ``UNIQUE
+    constraint failed: registered_model_aliases``). The row exists by then, so the same
+    write again takes the update path: the last writer wins, as for a row that existed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        try:
+            write()
+            return
+        except MlflowException as exc:
+            lost_insert_race = any(text in str(exc) for text in _UNIQUE_VIOLATIONS)
+            if not lost_insert_race or attempt == UPSERT_ATTEMPTS:
+                raise
+            logger.info("%s was created by a concurrent job meanwhile; writing it again", what)
+
+
 def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
-    client.set_registered_model_alias(name, alias, str(version))
+    """Point ``name@alias`` at ``version``; safe when another job sets it at the same time."""
+    _upsert(
+        lambda: client.set_registered_model_alias(name, alias, str(version)),
+        f"alias {name}@{alias}",
+    )
+
+
+def set_version_tag(client: MlflowClient, name: str, version: str, key: str, value: str) -> None:
+    """Tag ``name`` v``version``; safe when another job sets the same tag at the same time."""
+    _upsert(
+        lambda: client.set_model_version_tag(name, str(version), key, value),
+        f"tag {key} of {name} v{version}",
+    )
 
 
 def source_key(source: Workspace, version: str) -> str:
