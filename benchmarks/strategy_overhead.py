@@ -7,7 +7,10 @@ a fresh process (TensorFlow's threads and devices are set once per process):
 * ``none``: no strategy (the project's ``single_node`` mode);
 * ``mirrored``: a ``MirroredStrategy`` on the one CPU device;
 * ``multi_worker``: a one-worker ``MultiWorkerMirroredStrategy`` (the runner's strategy in
-  ``local`` mode, without Spark).
+  ``local`` mode, without Spark);
+* ``*_host``: the same strategies with the batches distributed by
+  ``keras_compat.distribute_on_host`` (a plain iterator, as ``worker.train`` does), instead
+  of ``tf.distribute``'s ``MultiDeviceIterator`` (what ``fit`` does by itself).
 
 Prints milliseconds per step, process CPU seconds and the ratio against ``none``::
 
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("none", "mirrored", "multi_worker")
+VARIANTS = ("none", "mirrored", "multi_worker", "mirrored_host", "multi_worker_host")
 BATCH = 128
 
 
@@ -35,19 +38,23 @@ def _measure(variant: str, steps: int, steps_per_execution: int = 1) -> dict[str
     # isort: split
     import keras
 
-    from mnist_pipeline.training.keras_compat import disable_device_iterator_autotuning
+    from mnist_pipeline.training.keras_compat import (
+        disable_device_iterator_autotuning,
+        distribute_on_host,
+    )
     from mnist_pipeline.training.worker import input_batches
 
     disable_device_iterator_autotuning()  # as worker.train does under a strategy
     rng = np.random.default_rng(0)
     images = rng.random((BATCH * steps, 28, 28, 1), dtype=np.float32)
     labels = rng.integers(0, 10, BATCH * steps)
-    strategy = {
+    make_strategy = {
         "none": None,
         "mirrored": lambda: tf.distribute.MirroredStrategy(["/cpu:0"]),
         "multi_worker": tf.distribute.MultiWorkerMirroredStrategy,
-    }[variant]
-    scope = strategy().scope() if strategy else None
+    }[variant.removesuffix("_host")]
+    strategy = make_strategy() if make_strategy else None
+    scope = strategy.scope() if strategy else None
 
     def build():
         layers = keras.layers
@@ -77,6 +84,8 @@ def _measure(variant: str, steps: int, steps_per_execution: int = 1) -> dict[str
         with scope:
             model = build()
     batches = input_batches(images, labels, BATCH, seed=0)
+    if variant.endswith("_host"):
+        batches = distribute_on_host(strategy, batches)
     model.fit(batches, epochs=1, steps_per_epoch=50, verbose=0)  # tracing, warm-up
     began, cpu = time.perf_counter(), time.process_time()
     model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0)
@@ -114,7 +123,7 @@ def main() -> None:
         results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
         figures = results[variant]
         ratio = figures["ms_per_step"] / results["none"]["ms_per_step"]
-        print(f"{variant:>13}: {figures['ms_per_step']:7.1f} ms/step  "
+        print(f"{variant:>17}: {figures['ms_per_step']:7.1f} ms/step  "
               f"{figures['cpu_s']:6.1f} s CPU  {ratio:4.2f}x none")  # fmt: skip
     print(f"load average at end: {os.getloadavg()}")
 

@@ -45,3 +45,74 @@ def test_per_device_datasets_of_a_strategy_are_not_autotuned(monkeypatch):
     keras_compat.disable_device_iterator_autotuning()
     keras_compat.disable_device_iterator_autotuning()  # idempotent: wrapped once
     assert [d.options().autotune.enabled for d in device_datasets()] == [False]
+
+
+def test_a_one_device_workers_batches_come_from_a_plain_iterator():
+    """distribute_on_host: the same batches as tf.distribute's own path, without its
+    MultiDeviceIterator (a second pipeline that doubled the step time on CPU)."""
+    import tensorflow as tf
+    from tensorflow.python.distribute import input_lib
+
+    from mnist_pipeline.training.keras_compat import distribute_on_host
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    source = tf.data.Dataset.range(12).batch(4)
+
+    def batches(distributed) -> tuple[list, list]:
+        iterator = iter(distributed)
+        kinds = [type(i._iterator).__name__ for i in iterator._iterators]
+        return [next(iterator).numpy().tolist() for _ in range(3)], kinds
+
+    expected, kinds = batches(strategy.experimental_distribute_dataset(source))
+    assert kinds == ["OwnedMultiDeviceIterator"]
+    actual, kinds = batches(distribute_on_host(strategy, source))
+    assert actual == expected == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert kinds == ["OwnedIterator"]
+    # TensorFlow's own datasets keep their path once the patch is in.
+    _, kinds = batches(strategy.experimental_distribute_dataset(source))
+    assert kinds == ["OwnedMultiDeviceIterator"]
+    assert hasattr(input_lib._should_use_multi_device_iterator, "__wrapped__")
+
+
+def test_keras_fits_a_dataset_distributed_on_the_host():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from mnist_pipeline.training.keras_compat import distribute_on_host
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 4), dtype=np.float32)
+    labels = (images.sum(axis=1) > 2).astype(np.int64)
+    source = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(16)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(
+        distribute_on_host(strategy, source), epochs=2, steps_per_epoch=4, shuffle=False, verbose=0
+    )
+    assert len(history.history["loss"]) == 2
+    assert all(np.isfinite(history.history["loss"]))
+
+
+class _SeveralDevices:
+    """A strategy whose worker has two devices (a GPU host): TensorFlow's path is kept."""
+
+    class extended:  # named as in tf.distribute
+        worker_devices = ("/gpu:0", "/gpu:1")
+
+    def __init__(self):
+        self.calls = []
+
+    def experimental_distribute_dataset(self, dataset, options=None):
+        self.calls.append(options)
+        return dataset
+
+
+def test_a_worker_with_several_devices_keeps_the_multi_device_iterator():
+    from mnist_pipeline.training.keras_compat import distribute_on_host
+
+    strategy = _SeveralDevices()
+    assert distribute_on_host(strategy, "dataset") == "dataset"
+    assert strategy.calls == [None]

@@ -1,4 +1,4 @@
-"""The one place for the Keras 3 multi-worker workaround, and tf.data's distributed pause.
+"""The one place for the Keras 3 multi-worker workaround and tf.distribute's input path.
 
 Keras 3's TensorFlow trainer cannot ``fit`` under ``MultiWorkerMirroredStrategy``
 with two or more workers (keras-team/keras#20585, tensorflow/tensorflow#72388):
@@ -26,6 +26,11 @@ modes' epochs lasted 41/82 s with the cores idle (docs/training.md, "Epochs that
 seconds"). The patch gives those per-device datasets autotuning off, as ``input_batches``
 does for the input pipeline. It also uses a private API (``multi_device_iterator_ops``):
 tensorflow is pinned and tests/training/test_keras_compat.py checks it.
+
+:func:`distribute_on_host` removes that ``MultiDeviceIterator`` altogether where a worker has
+one device (every CPU worker): it doubled the step time of any strategy on this machine
+(docs/training.md, "Why the strategies cost twice the time"). Its patch of ``input_lib`` is
+private API too, checked by the same test module.
 """
 
 from __future__ import annotations
