@@ -128,39 +128,25 @@ def disable_device_iterator_autotuning() -> None:
     _autotune_patched = True
 
 
-_host_options = None  # the InputOptions subclass that marks distribute_on_host's datasets
+def _host_input_options():
+    """The ``InputOptions`` type that marks :func:`distribute_on_host`'s datasets, after
+    teaching ``input_lib`` to iterate them with a plain iterator (patched once per process;
+    the type lives on the patch). Private API (``input_lib``): tensorflow is pinned and
+    tests/training/test_keras_compat.py checks what both patched functions do."""
+    from tensorflow.python.distribute import distribute_lib, input_lib
 
-
-def _host_options_type():
-    """``InputOptions`` marked as this module's (made once, on first use: TensorFlow is
-    imported only by training processes)."""
-    global _host_options  # noqa: PLW0603 - one class per process
-    if _host_options is None:
-        from tensorflow.python.distribute import distribute_lib
-
-        class HostInputOptions(distribute_lib.InputOptions):
-            """Input options of a one-device worker whose data stays on its host."""
-
-            __slots__ = ()
-
-        _host_options = HostInputOptions
-    return _host_options
-
-
-def _patch_host_input() -> None:
-    """Teach ``input_lib`` to iterate a one-device worker's data with a plain iterator
-    (idempotent). Private API (``input_lib``): tensorflow is pinned and
-    tests/training/test_keras_compat.py checks both functions still exist and what they do."""
-    from tensorflow.python.distribute import input_lib
-
-    if hasattr(input_lib._should_use_multi_device_iterator, "__wrapped__"):
-        return
-    host_options = _host_options_type()
     should_use = input_lib._should_use_multi_device_iterator
+    if hasattr(should_use, "host_options"):
+        return should_use.host_options
+
+    class HostInputOptions(distribute_lib.InputOptions):
+        """Input options of a one-device worker whose data stays on its host."""
+
+        __slots__ = ()
 
     @functools.wraps(should_use)  # __wrapped__: the original, for the test
     def _should_use_multi_device_iterator(options):
-        return not isinstance(options, host_options) and should_use(options)
+        return not isinstance(options, HostInputOptions) and should_use(options)
 
     base = input_lib._SingleWorkerDatasetIteratorBase
     format_list = base._format_data_list_with_options
@@ -168,12 +154,14 @@ def _patch_host_input() -> None:
     @functools.wraps(format_list)
     def _format_data_list_with_options(self, data_list):
         # A plain iterator returns the element; the multi-device one, a list per device.
-        if isinstance(self._options, host_options):
+        if isinstance(self._options, HostInputOptions):
             return [data_list]
         return format_list(self, data_list)
 
+    _should_use_multi_device_iterator.host_options = HostInputOptions
     input_lib._should_use_multi_device_iterator = _should_use_multi_device_iterator
     base._format_data_list_with_options = _format_data_list_with_options
+    return HostInputOptions
 
 
 def distribute_on_host(strategy, dataset):
@@ -186,10 +174,11 @@ def distribute_on_host(strategy, dataset):
     without a strategy; benchmarks/strategy_overhead.py, docs/training.md). A worker with
     one device needs no per-device prefetching: its batches come from a plain iterator,
     still rebatched to the per-worker share of the global batch. Workers with several
-    devices keep TensorFlow's own path.
+    devices keep TensorFlow's own path, with its per-device autotuning off
+    (:func:`disable_device_iterator_autotuning`).
     """
     if len(strategy.extended.worker_devices) != 1:
+        disable_device_iterator_autotuning()
         return strategy.experimental_distribute_dataset(dataset)
-    _patch_host_input()
-    options = _host_options_type()(experimental_fetch_to_device=False)
+    options = _host_input_options()(experimental_fetch_to_device=False)
     return strategy.experimental_distribute_dataset(dataset, options)

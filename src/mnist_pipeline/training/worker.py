@@ -148,10 +148,6 @@ def train(
     else:
         threads.apply()  # under the runner TensorFlow already started: the unpickling did it
         distribution = tf.distribute.get_strategy()
-    if strategy != "default":
-        from .keras_compat import disable_device_iterator_autotuning
-
-        disable_device_iterator_autotuning()  # workers with several devices (GPUs)
     worker_index, num_workers = _worker_position(distribution)
     is_chief = worker_index == 0
     if num_workers > 1:
@@ -180,8 +176,8 @@ def train(
     if strategy != "default":
         from .keras_compat import distribute_on_host
 
-        # What fit would do with the datasets, without tf.distribute's per-device pipeline:
-        # it halved the images/s of a one-device worker (keras_compat.distribute_on_host).
+        # What fit would do with the datasets, without tf.distribute's per-device pipeline
+        # (it halved a one-device worker's images/s) or its autotuning pauses elsewhere.
         train_data = distribute_on_host(distribution, train_data)
         validation_data = distribute_on_host(distribution, validation_data)
 
