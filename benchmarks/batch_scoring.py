@@ -17,6 +17,15 @@ Usage (from the project root)::
 The model is the CNN of conf/base/parameters_training.yml with untrained weights (speed does
 not depend on them), logged as the project's pyfunc. Spark start-up is not counted; the
 model's shipping to the executors is. Figures are printed (and written to ``--json``).
+
+Each path is timed cold and warm, like for like:
+
+- **cold**: the Spark job on a fresh session (each executor's Python worker starts, imports
+  TensorFlow and loads the model inside the clock); the REST server started inside the clock
+  (its process starts, imports TensorFlow and loads the model, then answers).
+- **warm**: the same job again on the same session (the session reuses Python workers, as
+  the project's batch-scoring runs do: each keeps its loaded model); the REST server already
+  up with its model loaded.
 """
 
 from __future__ import annotations
@@ -73,26 +82,32 @@ def register(root: Path) -> tuple[str, str]:
     return uri, "bench_cnn"
 
 
+def _timed_job(spark: Any, items: list, pinned: Any, registry: str, output: Path) -> dict[str, Any]:
+    from mnist_pipeline.scoring.spark import run_scoring_job
+
+    started = time.perf_counter()
+    manifest = run_scoring_job(spark, items, pinned, registry, output=str(output))
+    seconds = time.perf_counter() - started
+    return {
+        "images": len(items),
+        "seconds": round(seconds, 1),
+        "images_per_s": round(len(items) / seconds, 1),
+        "partitions": manifest["partitions"],
+        "failed": manifest["summary"]["failed"],
+    }
+
+
 def spark_job(master: str, folder: Path, output: Path, registry: str, name: str) -> dict[str, Any]:
     from mnist_pipeline.scoring.inputs import list_inputs
     from mnist_pipeline.scoring.model import pin_model
-    from mnist_pipeline.scoring.spark import run_scoring_job
     from tests.training.conftest import spark_session
 
-    spark = spark_session(master, app="bench-batch-scoring")
+    spark = spark_session(master, app="bench-batch-scoring", reuse_workers=True)
     try:
         items = list_inputs(str(folder))
         pinned = pin_model(name, "production", registry)
-        started = time.perf_counter()
-        manifest = run_scoring_job(spark, items, pinned, registry, output=str(output))
-        seconds = time.perf_counter() - started
-        row = {
-            "images": len(items),
-            "seconds": round(seconds, 1),
-            "images_per_s": round(len(items) / seconds, 1),
-            "partitions": manifest["partitions"],
-            "failed": manifest["summary"]["failed"],
-        }
+        row = _timed_job(spark, items, pinned, registry, output / "cold")
+        row["warm"] = _timed_job(spark, items, pinned, registry, output / "warm")
         if master.startswith("local"):
             row["spark_udf"] = spark_udf_job(spark, items, pinned, registry, row["partitions"])
         return row
@@ -157,7 +172,9 @@ def rest(folder: Path, registry: str, name: str, concurrency: int = 2) -> dict[s
     batches = [files[i : i + 32] for i in range(0, len(files), 32)]
     lock, cursor, errors = threading.Lock(), [0], []
     server = ServerProcess(f"models:/{name}@production", registry, ServerSettings(port=0))
+    started_cold = time.perf_counter()
     server.start()
+    start_s = time.perf_counter() - started_cold
 
     def worker() -> None:
         with requests.Session() as session:
@@ -190,7 +207,29 @@ def rest(folder: Path, registry: str, name: str, concurrency: int = 2) -> dict[s
         "images_per_s": round(len(files) / seconds, 1),
         "concurrency": concurrency,
         "errors": len(errors),
+        # the server's start and model load, then the same requests: the cold figure
+        "cold": {
+            "seconds": round(start_s + seconds, 1),
+            "start_s": round(start_s, 1),
+            "images_per_s": round(len(files) / (start_s + seconds), 1),
+        },
     }
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """Spark's images/s over the REST server's, cold against cold and warm against warm."""
+    rest_row = results["REST batch 32"]
+    out = {}
+    for label in ("local[*]", "cluster (2 workers)"):
+        if label in results:
+            row = results[label]
+            out[f"{label} cold / REST cold"] = (
+                row["images_per_s"] / rest_row["cold"]["images_per_s"]
+            )
+            out[f"{label} warm / REST warm"] = (
+                row["warm"]["images_per_s"] / rest_row["images_per_s"]
+            )
+    return out
 
 
 def main() -> int:
@@ -225,6 +264,10 @@ def main() -> int:
             print("2-worker cluster:", results["cluster (2 workers)"], flush=True)
         results["REST batch 32"] = rest(root / "pngs", registry, name)
         print("REST server, batch 32:", results["REST batch 32"], flush=True)
+        results["ratios"] = ratios(results)
+        for label, value in results["ratios"].items():
+            print(f"{label}: {value:.2f}x", flush=True)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

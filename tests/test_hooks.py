@@ -67,3 +67,55 @@ def test_no_spark_session_is_created_for_a_single_node_run():
     assert hooks._spark is None
     assert SparkContext._active_spark_context is None
     hooks.after_pipeline_run()
+
+
+def test_a_run_that_trains_on_spark_gets_fresh_python_workers_whatever_the_conf_says():
+    from mnist_pipeline.hooks import settings_for_run
+
+    reused = spark_settings({"spark.master": "local[1]", "spark.python.worker.reuse": True})
+    assert settings_for_run(reused, trains=True)["spark.python.worker.reuse"] == "false"
+    assert settings_for_run(reused, trains=False)["spark.python.worker.reuse"] == "true"
+    assert reused["spark.python.worker.reuse"] == "true"  # the configured settings are kept
+
+
+@pytest.mark.parametrize(
+    ("inputs", "mode", "reuse"),
+    [(["params:training"], "local", "false"), (["scoring_inputs"], "local", "true")],
+    ids=["training", "batch_scoring"],
+)
+def test_the_session_reuses_python_workers_unless_the_run_trains_on_spark(
+    inputs, mode, reuse, monkeypatch
+):
+    from kedro.pipeline import Pipeline
+
+    from mnist_pipeline import hooks as project_hooks
+
+    created: list[dict[str, str]] = []
+
+    class _Session:
+        class sparkContext:  # mirrors pyspark's attribute name
+            master, defaultParallelism = "local[1]", 1
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(
+        project_hooks,
+        "create_spark_session",
+        lambda settings: created.append(settings) or _Session(),
+    )
+    hooks = project_hooks.SparkHooks()
+    hooks._settings = spark_settings(
+        {"spark.master": "local[1]", "spark.python.worker.reuse": True}
+    )
+    pipeline = Pipeline([_spark_node(inputs)])
+    hooks.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=_catalog(mode))
+    hooks.after_pipeline_run()
+    assert [settings["spark.python.worker.reuse"] for settings in created] == [reuse]
+
+
+def test_the_base_spark_conf_reuses_python_workers(project_root):
+    import yaml
+
+    conf = yaml.safe_load((project_root / "conf/base/spark.yml").read_text())
+    assert conf["spark.python.worker.reuse"] is True

@@ -5,6 +5,11 @@ has a node tagged ``spark`` that needs it, and stopped when that run ends or fai
 The training node is tagged ``spark`` but needs Spark only in the modes that use it
 (``training.mode`` local, distributed, custom; ``single_node`` does not): the hook
 reads the run's resolved ``params:training``. Runs of other stages never start a JVM.
+
+Python workers: ``spark.yml`` reuses them across tasks (a batch-scoring worker keeps its
+imported TensorFlow and loaded model for its next task). A run that trains on Spark gets
+fresh ones whatever ``spark.yml`` says: TensorFlow's collective ops cannot be configured
+twice in one process, and thread settings apply only to a fresh runtime.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 SPARK_TAG = "spark"
 TRAINING_PARAMS = "params:training"
+WORKER_REUSE = "spark.python.worker.reuse"
 
 
 def spark_settings(conf: dict[str, Any]) -> dict[str, str]:
@@ -60,6 +66,20 @@ def create_spark_session(settings: dict[str, str]):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.get("spark.log.level", "WARN"))
     return spark
+
+
+def trains_on_spark(node, catalog) -> bool:
+    """Whether ``node`` trains on Spark in this run (a ``spark`` node that takes the training
+    parameters, in a mode that uses Spark)."""
+    return TRAINING_PARAMS in node.inputs and needs_spark(node, catalog)
+
+
+def settings_for_run(settings: dict[str, str], trains: bool) -> dict[str, str]:
+    """``settings`` with fresh Python workers forced when the run trains on Spark."""
+    if not trains or settings.get(WORKER_REUSE) == "false":
+        return settings
+    logger.info("Training on Spark: one fresh Python worker per task (%s=false)", WORKER_REUSE)
+    return {**settings, WORKER_REUSE: "false"}
 
 
 def needs_spark(node, catalog) -> bool:
@@ -107,7 +127,8 @@ class SparkHooks:
             self._settings["spark.master"],
         )
         started = time.monotonic()
-        self._spark = create_spark_session(self._settings)
+        trains = any(trains_on_spark(node, catalog) for node in pipeline.nodes)
+        self._spark = create_spark_session(settings_for_run(self._settings, trains))
         logger.info(
             "Spark ready in %.0f s (%s, %d task slots)",
             time.monotonic() - started,

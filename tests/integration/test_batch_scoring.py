@@ -92,7 +92,9 @@ def test_kedro_run_scores_the_test_shards_on_local_spark(
 @pytest.fixture(scope="module")
 def cluster_spark(tmp_path_factory):
     cluster = StandaloneCluster(tmp_path_factory.mktemp("spark-cluster"), workers=2).start()
-    spark = spark_session(cluster.master_url, app="batch-scoring-cluster-tests")
+    spark = spark_session(
+        cluster.master_url, app="batch-scoring-cluster-tests", reuse_workers=True
+    )  # as the project runs batch scoring (conf/base/spark.yml)
     yield cluster, spark
     spark.stop()
     cluster.close()

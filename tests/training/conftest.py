@@ -100,8 +100,9 @@ def test_accuracy(model_path: str, model_input: dict[str, Any]) -> float:
 test_accuracy.__test__ = False  # a helper, not a test
 
 
-def spark_session(master: str, app: str = "mnist-pipeline-tests"):
-    """A real SparkSession as the project's hook builds it (loopback, fresh workers)."""
+def spark_session(master: str, app: str = "mnist-pipeline-tests", reuse_workers: bool = False):
+    """A real SparkSession as the project's hook builds it for training (loopback, fresh
+    workers), or for batch scoring (``reuse_workers``)."""
     from mnist_pipeline.hooks import create_spark_session, spark_settings
 
     return create_spark_session(
@@ -111,7 +112,7 @@ def spark_session(master: str, app: str = "mnist-pipeline-tests"):
                 "spark.app.name": app,
                 "spark.driver.host": "127.0.0.1",
                 "spark.driver.bindAddress": "127.0.0.1",
-                "spark.python.worker.reuse": False,
+                "spark.python.worker.reuse": reuse_workers,
                 "spark.ui.enabled": False,
                 "spark.executor.memory": "2g",
             }

@@ -91,7 +91,7 @@ def _deploy_env_vars() -> dict[str, str]:
 
 def _cluster(env_vars: Mapping[str, str], *, gpu: bool) -> dict[str, Any]:
     spark_conf: dict[str, str] = {
-        # a fresh Python worker per barrier task (see conf/base/spark.yml)
+        # a fresh Python worker per barrier task: the sandbox job trains (see hooks.py)
         "spark.python.worker.reuse": "false",
     }
     cluster: dict[str, Any] = {
