@@ -68,12 +68,6 @@ def create_spark_session(settings: dict[str, str]):
     return spark
 
 
-def trains_on_spark(node, catalog) -> bool:
-    """Whether ``node`` trains on Spark in this run (a ``spark`` node that takes the training
-    parameters, in a mode that uses Spark)."""
-    return TRAINING_PARAMS in node.inputs and needs_spark(node, catalog)
-
-
 def settings_for_run(settings: dict[str, str], trains: bool) -> dict[str, str]:
     """``settings`` with fresh Python workers forced when the run trains on Spark."""
     if not trains or settings.get(WORKER_REUSE) == "false":
@@ -115,7 +109,8 @@ class SparkHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        if not any(needs_spark(node, catalog) for node in pipeline.nodes):
+        spark_nodes = [node for node in pipeline.nodes if needs_spark(node, catalog)]
+        if not spark_nodes:
             return
         if self._settings is None:
             raise ValueError(
@@ -127,7 +122,8 @@ class SparkHooks:
             self._settings["spark.master"],
         )
         started = time.monotonic()
-        trains = any(trains_on_spark(node, catalog) for node in pipeline.nodes)
+        # A Spark node that takes the training parameters trains on Spark in this run.
+        trains = any(TRAINING_PARAMS in node.inputs for node in spark_nodes)
         self._spark = create_spark_session(settings_for_run(self._settings, trains))
         logger.info(
             "Spark ready in %.0f s (%s, %d task slots)",

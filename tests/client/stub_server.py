@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,8 +37,6 @@ class _QuietServer(ThreadingHTTPServer):
     no traceback for it; anything else is still printed."""
 
     def handle_error(self, request, client_address) -> None:
-        import sys
-
         if not isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset
             super().handle_error(request, client_address)
 
