@@ -131,6 +131,14 @@ def _isolated_mlflow_state():
     mlflow.set_registry_uri(before[1])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where ``tests/mlflow_stores.py`` builds its template store (only when one is asked for)."""
+    from tests import mlflow_stores
+
+    mlflow_stores.use_tmp_path_factory(tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT

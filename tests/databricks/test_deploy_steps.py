@@ -25,6 +25,7 @@ from mnist_pipeline.databricks.endpoint import (
     update_to_alias,
 )
 from mnist_pipeline.databricks.smoke import SmokeTestError, load_test_digits, smoke_test
+from tests.mlflow_stores import empty_store
 
 TOKEN = "test-token-not-a-secret"
 
@@ -166,7 +167,7 @@ def test_update_follows_the_alias_in_a_real_registry(workspace, tmp_path, monkey
     from mlflow import MlflowClient
 
     state, host = workspace
-    uri = f"sqlite:///{tmp_path}/registry.db"
+    uri = empty_store(tmp_path / "registry.db")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model("prod.ml.mnist_cnn")
     for _ in range(3):

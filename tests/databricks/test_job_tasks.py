@@ -25,6 +25,7 @@ import yaml
 from mnist_pipeline.databricks import bundle as b
 from tests.conftest import read_mnist_split
 from tests.idx_files import write_split
+from tests.mlflow_stores import empty_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -117,11 +118,11 @@ def test_sandbox_job_tasks_run_from_the_wheel(project_root, real_mnist_dir, tmp_
         env = dict(base) | clusters[task["job_cluster_key"]]["spark_env_vars"]
         env |= {  # the Databricks services, stood in for
             "SPARK_MASTER": "local[2]",
-            "MLFLOW_SANDBOX_TRACKING_URI": f"sqlite:///{scratch}/sandbox.db",
+            "MLFLOW_SANDBOX_TRACKING_URI": empty_store(scratch / "sandbox.db"),
             "MLFLOW_SANDBOX_ARTIFACT_LOCATION": str(scratch / "sandbox-artifacts"),
             "MLFLOW_SANDBOX_EXPERIMENT": "mnist_pipeline",
-            "MLFLOW_PRODUCTION_TRACKING_URI": f"sqlite:///{scratch}/production.db",
-            "MLFLOW_PRODUCTION_REGISTRY_URI": f"sqlite:///{scratch}/production.db",
+            "MLFLOW_PRODUCTION_TRACKING_URI": empty_store(scratch / "production.db"),
+            "MLFLOW_PRODUCTION_REGISTRY_URI": empty_store(scratch / "production.db"),
             "MLFLOW_PRODUCTION_ARTIFACT_LOCATION": str(scratch / "production-artifacts"),
             "MLFLOW_PRODUCTION_MODEL_NAME": "mnist_cnn",
             "MNIST_GATE_MODE": "disabled",  # a 1-epoch model on a slice is no 99 % model

@@ -46,6 +46,7 @@ from pathlib import Path
 import requests
 
 from mnist_pipeline.processes import stop_process_group
+from tests.mlflow_stores import empty_store
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 240.0  # a readiness deadline, not a speed check: CI machines are busy
@@ -144,6 +145,7 @@ class MlflowServer:
             return self
         self.root.mkdir(parents=True, exist_ok=True)
         self.artifacts_destination.mkdir(parents=True, exist_ok=True)
+        empty_store(self.root / f"{self.name}.db")  # a restart keeps the store it has
         if self.port is None:
             self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}

@@ -3,7 +3,8 @@
 ``kedro run`` and ``kedro viz`` write beside the project (``.viz/``, ``build/``, relative
 MLflow stores); running them in a copy keeps the working tree clean. The copy holds
 ``pyproject.toml``, ``src/`` and ``conf/`` without personal ``conf/local`` files, and the
-environment from :func:`scratch_environment` moves every output location into a tmp folder.
+environment from :func:`scratch_environment` moves every output location into a tmp folder
+(empty MLflow stores copied from the suite's template: ``tests/mlflow_stores.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+
+from tests.mlflow_stores import empty_store
 
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
 
@@ -46,7 +49,7 @@ def scratch_environment(scratch: Path, project: Path, mnist_source: Path | None 
         }
     )
     for store in ("", "LOCAL_", "SANDBOX_", "PRODUCTION_"):
-        env[f"MLFLOW_{store}TRACKING_URI"] = f"sqlite:///{scratch}/{store.lower()}mlflow.db"
+        env[f"MLFLOW_{store}TRACKING_URI"] = empty_store(scratch / f"{store.lower()}mlflow.db")
         env[f"MLFLOW_{store}ARTIFACT_LOCATION"] = str(scratch / f"{store.lower()}mlruns")
-    env["MLFLOW_PRODUCTION_REGISTRY_URI"] = f"sqlite:///{scratch}/production-registry.db"
+    env["MLFLOW_PRODUCTION_REGISTRY_URI"] = empty_store(scratch / "production-registry.db")
     return env

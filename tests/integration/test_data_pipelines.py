@@ -11,6 +11,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from mnist_pipeline.datasets import read_image_shards
+from tests.mlflow_stores import empty_store
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def _env(source, data_root, scratch) -> dict[str, str]:
         "MNIST_DATA_ROOT": str(data_root),
         "MNIST_CACHE_DIR": str(data_root / "01_raw/mnist"),
         # --env azure tracks into the sandbox store: keep it out of the project.
-        "MLFLOW_SANDBOX_TRACKING_URI": f"sqlite:///{scratch}/sandbox.db",
+        "MLFLOW_SANDBOX_TRACKING_URI": empty_store(scratch / "sandbox.db"),
         "MLFLOW_SANDBOX_ARTIFACT_LOCATION": str(scratch / "sandbox-artifacts"),
     }
 

@@ -11,6 +11,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from tests.mlflow_stores import empty_store
 from tests.training.conftest import write_model_input
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,7 +28,7 @@ def test_training_pipeline_in_local_mode(tmp_path, real_mnist_dir, project_root,
         monkeypatch.delenv(name)
     for key, value in {
         "MNIST_DATA_ROOT": str(tmp_path / "data"),
-        "MLFLOW_SANDBOX_TRACKING_URI": f"sqlite:///{tmp_path}/sandbox.db",
+        "MLFLOW_SANDBOX_TRACKING_URI": empty_store(tmp_path / "sandbox.db"),
         "MLFLOW_SANDBOX_ARTIFACT_LOCATION": str(tmp_path / "sandbox-artifacts"),
         "TRAINING_MODE": "local",
         "SPARK_MASTER": "local[2]",

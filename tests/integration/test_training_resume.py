@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.mlflow_stores import empty_store
 from tests.training.conftest import write_model_input
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,7 +29,7 @@ def _environment(scratch: Path) -> dict[str, str]:
         KEDRO_DISABLE_TELEMETRY="1",
         SPARK_LOCAL_IP="127.0.0.1",
         MNIST_DATA_ROOT=str(scratch / "data"),
-        MLFLOW_SANDBOX_TRACKING_URI=f"sqlite:///{scratch}/sandbox.db",
+        MLFLOW_SANDBOX_TRACKING_URI=empty_store(scratch / "sandbox.db"),
         MLFLOW_SANDBOX_ARTIFACT_LOCATION=str(scratch / "sandbox-artifacts"),
         TRAINING_MODE="single_node",
         TRAINING_CHECKPOINT_DIR=str(scratch / "checkpoints"),

@@ -20,6 +20,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.mlflow_stores import empty_store
+
 pytestmark = pytest.mark.integration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +84,9 @@ def test_notebook_runs(path, kedro_kernel, real_mnist_dir, tmp_path, monkeypatch
     monkeypatch.setenv("MNIST_DATA_ROOT", str(scratch / "data"))
     monkeypatch.setenv("MNIST_CACHE_DIR", str(scratch / "data/01_raw/mnist"))
     for store in ("", "LOCAL_", "SANDBOX_", "PRODUCTION_"):
-        monkeypatch.setenv(f"MLFLOW_{store}TRACKING_URI", f"sqlite:///{scratch}/{store}mlflow.db")
+        monkeypatch.setenv(f"MLFLOW_{store}TRACKING_URI", empty_store(scratch / f"{store}mlflow.db"))
         monkeypatch.setenv(f"MLFLOW_{store}ARTIFACT_LOCATION", str(scratch / f"{store}mlruns"))
-    monkeypatch.setenv("MLFLOW_PRODUCTION_REGISTRY_URI", f"sqlite:///{scratch}/production.db")
+    monkeypatch.setenv("MLFLOW_PRODUCTION_REGISTRY_URI", empty_store(scratch / "production.db"))
 
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from mlflow import MlflowClient
 
 from mnist_pipeline.registry.store import MODEL_DESCRIPTION, _ensure_registered_model
+from tests.mlflow_stores import empty_store
 
 
 def test_a_new_or_undescribed_registered_model_gets_the_description(tmp_path):
-    uri = f"sqlite:///{tmp_path}/registry.db"
+    uri = empty_store(tmp_path / "registry.db")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     _ensure_registered_model(client, "mnist_cnn")
     assert client.get_registered_model("mnist_cnn").description == MODEL_DESCRIPTION

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tests.conftest import built_once, read_mnist_split
+from tests.mlflow_stores import empty_store
 
 NAME, ALIAS = "mnist_cnn", "production"
 TRAIN_IMAGES = 48_000
@@ -98,7 +99,7 @@ def production_model(tmp_path_factory, mnist_dir: Path) -> ProductionModel:
     train, test = read_mnist_split(mnist_dir, "train"), read_mnist_split(mnist_dir, "t10k")
     root = tmp_path_factory.getbasetemp() / "production-model"
     root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'production.db'}"
+    uri = empty_store(root / "production.db")
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tests.conftest import built_once, read_mnist_split
+from tests.mlflow_stores import empty_store
 
 MODEL_NAME = "mnist_cnn"
 ALIAS = "production"
@@ -67,7 +68,7 @@ def build_model():
 def sqlite_registry(root: Path) -> tuple[str, str]:
     """A SQLite store URI under ``root`` and an artifact location beside it."""
     root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'production.db'}", (root / "artifacts").as_uri()
+    return empty_store(root / "production.db"), (root / "artifacts").as_uri()
 
 
 def register(

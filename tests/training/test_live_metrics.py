@@ -18,6 +18,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from mnist_pipeline.training.progress import ProgressSender
+from tests.mlflow_stores import empty_store
 from tests.training.conftest import write_model_input
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,7 +50,7 @@ def test_training_only_run_logs_epoch_metrics_live_without_spark(
     )
     for name in [n for n in os.environ if n.startswith("MLFLOW_")]:
         monkeypatch.delenv(name)
-    tracking_uri = f"sqlite:///{tmp_path}/sandbox.db"
+    tracking_uri = empty_store(tmp_path / "sandbox.db")
     for key, value in {
         "MNIST_DATA_ROOT": str(tmp_path / "data"),
         "MLFLOW_SANDBOX_TRACKING_URI": tracking_uri,

@@ -15,6 +15,7 @@ import pytest
 from mnist_pipeline.registry.model_env import DEFAULT_ENV_ROOT, env_root
 from tests.conftest import PROJECT_ROOT
 from tests.integration.scratch_project import project_copy
+from tests.mlflow_stores import empty_store
 from tools.cloud.run_cloud import ARTIFACT_STORE_KEYS, pipeline_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,7 +57,7 @@ def test_sandbox_on_azure_blob_to_production_on_gcs(real_mnist_dir, tmp_path):
     env.update(
         CLOUD_DIR=str(tmp_path / "cloud"),
         MNIST_DATA_ROOT=str(tmp_path / "data"),  # local layers (reports) stay in the tmp folder
-        MLFLOW_LOCAL_TRACKING_URI=f"sqlite:///{tmp_path}/local.db",
+        MLFLOW_LOCAL_TRACKING_URI=empty_store(tmp_path / "local.db"),
         MLFLOW_ENV_ROOT=str(env_root(os.environ.get("MLFLOW_ENV_ROOT") or ENV_ROOT)),
     )
     completed = subprocess.run(

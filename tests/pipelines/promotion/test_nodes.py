@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import keras
 import mlflow
 import numpy as np
@@ -16,25 +13,16 @@ from mnist_pipeline.registry.config import Workspace
 from mnist_pipeline.registry.model import KERAS_ARTIFACT, predict_images
 from mnist_pipeline.registry.promotion import promote
 from tests.integration.promotion_project import mlflow_state
+from tests.mlflow_stores import empty_store
 
 FINGERPRINT = {"model_input": "b" * 64}
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory) -> Path:
-    """An empty, migrated MLflow SQLite store to copy (creating one takes seconds)."""
-    path = tmp_path_factory.mktemp("template") / "empty.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def stores(tmp_path, empty_store):
+def stores(tmp_path):
     """A sandbox store that MLflow points at (as kedro-mlflow would) and promotion params."""
-    (tmp_path / "prod").mkdir()
-    shutil.copy(empty_store, tmp_path / "sandbox.db")
-    shutil.copy(empty_store, tmp_path / "prod" / "production.db")
-    sandbox = f"sqlite:///{tmp_path / 'sandbox.db'}"
+    sandbox = empty_store(tmp_path / "sandbox.db")
+    production = empty_store(tmp_path / "prod" / "production.db")
     params = {
         "model_name": "mnist_cnn",
         "champion_alias": "champion",
@@ -46,7 +34,7 @@ def stores(tmp_path, empty_store):
             "fail_run_on_refusal": True,
         },
         "production": {
-            "tracking_uri": f"sqlite:///{tmp_path / 'prod' / 'production.db'}",
+            "tracking_uri": production,
             "model_name": "mnist_cnn",
             "alias": "production",
         },
