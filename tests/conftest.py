@@ -48,7 +48,12 @@ LONGEST_FIRST = (
     "integration/test_run_messages.py",
     "integration/test_promotion_concurrent.py",
     "integration/test_monitoring.py",
+    "training/test_runner.py",
     "integration/test_serving_cli.py",
+    "integration/test_serving_server.py",
+    "integration/test_promotion_embedded.py",
+    "integration/test_data_pipelines.py",
+    "integration/test_training_pipeline.py",
 )
 
 

@@ -97,11 +97,14 @@ def dump_dom(chromium: str, url: str) -> str:
     return dom
 
 
-def screenshot(chromium: str, url: str, path: Path) -> Path:
-    """A PNG of the rendered page at ``path`` (``--screenshot``)."""
+def dom_and_screenshot(chromium: str, url: str, path: Path) -> tuple[str, Path]:
+    """The page's DOM and a PNG of it at ``path``, from one browser run (one start saved)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    _run(chromium, url, f"--screenshot={path}")
+    result = _run(chromium, url, "--dump-dom", f"--screenshot={path}")
     if not path.is_file() or path.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
         raise BrowserError(f"{chromium} wrote no PNG screenshot of {url} to {path}")
-    return path
+    document = result.stdout.decode(errors="replace")
+    if "<body" not in document:
+        raise BrowserError(f"{chromium} returned no document for {url}: {document[:200]!r}")
+    return document, path

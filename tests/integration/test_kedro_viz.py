@@ -30,7 +30,7 @@ from mnist_pipeline.pipelines.ingestion.nodes import (
 )
 from mnist_pipeline.processes import stop_process_group
 from tests.conftest import make_split
-from tests.integration.browser import dump_dom, require_chromium, screenshot
+from tests.integration.browser import dom_and_screenshot, dump_dom, require_chromium
 from tests.integration.scratch_project import project_copy, scratch_environment
 
 pytestmark = pytest.mark.integration
@@ -181,8 +181,16 @@ def test_flowchart_draws_one_box_per_stage(chromium, viz_url, registered_pipelin
     assert "task" not in drawn, "collapsed stages should hide their nodes"
 
 
-def test_flowchart_draws_every_node_when_expanded(chromium, viz_url, api_main):
-    dom = dump_dom(chromium, f"{viz_url}/?expandAllPipelines=true")
+@pytest.fixture(scope="module")
+def expanded_flowchart(chromium, viz_url) -> tuple[str, Path]:
+    """The expanded flowchart's DOM and its screenshot (kept as a test artifact)."""
+    return dom_and_screenshot(
+        chromium, f"{viz_url}/?expandAllPipelines=true", ARTIFACTS / "flowchart.png"
+    )
+
+
+def test_flowchart_draws_every_node_when_expanded(expanded_flowchart, api_main):
+    dom, _ = expanded_flowchart
     drawn = _drawn_nodes(dom)
     tasks = {node["id"]: node["name"] for node in api_main["nodes"] if node["type"] == "task"}
     assert dict(drawn.get("task", [])) == tasks
@@ -190,10 +198,10 @@ def test_flowchart_draws_every_node_when_expanded(chromium, viz_url, api_main):
         assert re.search(rf"class=\"pipeline-node__text\"[^>]*>{name}</text>", dom), name
 
 
-def test_flowchart_screenshot(chromium, viz_url):
+def test_flowchart_screenshot(expanded_flowchart):
     from PIL import Image
 
-    path = screenshot(chromium, f"{viz_url}/?expandAllPipelines=true", ARTIFACTS / "flowchart.png")
+    _, path = expanded_flowchart
     with Image.open(path) as image:
         assert image.size == (1600, 1000)
         # A drawn page, not a blank or error page: many distinct colours.
