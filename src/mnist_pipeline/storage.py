@@ -104,10 +104,30 @@ def redact(text: str, options: Mapping[str, Any] | None = None) -> str:
     return re.sub(r"(AccountKey|SharedAccessSignature|sig)=[^;&\s'\"]+", r"\1=***", text)
 
 
+_UNREACHABLE = (
+    "connection refused",
+    "cannot connect",
+    "connect call failed",
+    "connectionerror",
+    "connection reset",
+    "connection aborted",
+    "serverdisconnected",
+    "remotedisconnected",
+    "incompleteread",
+    "timeout",
+    "temporary failure in name resolution",
+    "max retries exceeded",
+)
+
+
 def _reason(exc: BaseException) -> str:
     """What kind of failure ``exc`` is, in words a user can act on."""
     text = f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
+    # First: adlfs sometimes reports an endpoint it could not connect to as a
+    # FileNotFoundError whose message holds the connection error.
+    if any(word in lowered for word in _UNREACHABLE):
+        return "the storage endpoint cannot be reached or dropped the connection"
     if isinstance(exc, FileNotFoundError) or any(
         word in lowered
         for word in ("containernotfound", "container does not exist", "nosuchbucket", "404")
@@ -118,24 +138,6 @@ def _reason(exc: BaseException) -> str:
         for word in ("authenticationfailed", "authorizationfailure", "403", "401", "signature")
     ):
         return "access denied: the credentials were refused"
-    if any(
-        word in lowered
-        for word in (
-            "connection refused",
-            "cannot connect",
-            "connect call failed",
-            "connectionerror",
-            "connection reset",
-            "connection aborted",
-            "serverdisconnected",
-            "remotedisconnected",
-            "incompleteread",
-            "timeout",
-            "temporary failure in name resolution",
-            "max retries exceeded",
-        )
-    ):
-        return "the storage endpoint cannot be reached or dropped the connection"
     return "storage error"
 
 

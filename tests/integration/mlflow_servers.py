@@ -1,6 +1,7 @@
 """Real ``mlflow server`` processes for tests: started on 127.0.0.1, stopped as a process group.
 
-Each server gets its own SQLite backend store and its own artifact folder, and serves its
+Each server gets its own SQLite backend store (in a pytest run, an empty store copied from
+the suite's template: ``tests/mlflow_stores.py``) and its own artifact folder, and serves its
 artifacts itself (``--serve-artifacts``): clients only ever talk HTTP to it, so two servers
 share no storage (like two Databricks workspaces on two clouds). ``mlflow server`` starts
 helper processes (uvicorn workers), so each server runs in its own session / process group
