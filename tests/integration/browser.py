@@ -89,12 +89,17 @@ def _run(chromium: str, url: str, *args: str) -> subprocess.CompletedProcess[byt
     return result
 
 
-def dump_dom(chromium: str, url: str) -> str:
-    """The page's DOM after its scripts ran (``--dump-dom``)."""
-    dom = _run(chromium, url, "--dump-dom").stdout.decode(errors="replace")
+def _document(result: subprocess.CompletedProcess[bytes], chromium: str, url: str) -> str:
+    """The DOM ``--dump-dom`` printed; an error when there is none."""
+    dom = result.stdout.decode(errors="replace")
     if "<body" not in dom:
         raise BrowserError(f"{chromium} returned no document for {url}: {dom[:200]!r}")
     return dom
+
+
+def dump_dom(chromium: str, url: str) -> str:
+    """The page's DOM after its scripts ran (``--dump-dom``)."""
+    return _document(_run(chromium, url, "--dump-dom"), chromium, url)
 
 
 def dom_and_screenshot(chromium: str, url: str, path: Path) -> tuple[str, Path]:
@@ -104,7 +109,4 @@ def dom_and_screenshot(chromium: str, url: str, path: Path) -> tuple[str, Path]:
     result = _run(chromium, url, "--dump-dom", f"--screenshot={path}")
     if not path.is_file() or path.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
         raise BrowserError(f"{chromium} wrote no PNG screenshot of {url} to {path}")
-    document = result.stdout.decode(errors="replace")
-    if "<body" not in document:
-        raise BrowserError(f"{chromium} returned no document for {url}: {document[:200]!r}")
-    return document, path
+    return _document(result, chromium, url), path
