@@ -1,197 +1,223 @@
-"""The deploy job's steps after validation, against real local HTTP servers.
+"""The deploy job's steps after validation: databricks-sdk against a local workspace stub.
 
-A small stand-in of the Databricks Serving Endpoints REST API (GET endpoint, PUT config,
-state moving IN_PROGRESS → NOT_UPDATING/READY) and of a serving endpoint's invocations
-route; the alias resolves in a real (SQLite) MLflow registry.
+The stub (workspace_stub.py) is a real HTTP server answering in the Serving Endpoints API's
+shapes; the SDK's own client, waiters, error mapping and auth (token, OAuth M2M) run
+against it. The alias resolves in a real (SQLite) MLflow registry.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from databricks.sdk import WorkspaceClient
 
 from mnist_pipeline.databricks.__main__ import main
 from mnist_pipeline.databricks.endpoint import (
+    SERVED_ENTITY,
+    Access,
     EndpointUpdateError,
-    WorkspaceApi,
-    update_endpoint,
-    update_to_alias,
+    Sizing,
+    serve_alias,
+    serve_version,
 )
 from mnist_pipeline.databricks.smoke import SmokeTestError, load_test_digits, smoke_test
+from tests.databricks.workspace_stub import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OAUTH_ACCESS_TOKEN,
+    PRINCIPAL,
+    TOKEN,
+    serve,
+)
 from tests.mlflow_stores import empty_store
 
-TOKEN = "test-token-not-a-secret"
+MODEL = "prod.ml.mnist_cnn"
+ACCESS = Access(query_groups=("mnist-pipeline-readers",), manage_groups=("mnist-pipeline-admins",))
+FAST = timedelta(seconds=60)
 
 
-class FakeWorkspace:
-    """State of one serving endpoint as the workspace reports it."""
+@pytest.fixture(autouse=True)
+def no_ambient_databricks_config(monkeypatch, tmp_path):
+    """Only what a test sets reaches the SDK (no profile file, no DATABRICKS_* of the shell)."""
+    import os
 
-    def __init__(self, version: str = "1", outcome: str = "NOT_UPDATING") -> None:
-        self.version, self.outcome = version, outcome
-        self.puts: list[dict] = []
-        self.polls_left = 0
-        self.auth: set[str] = set()
+    for name in list(os.environ):
+        if name.startswith(("DATABRICKS_", "ARM_", "GOOGLE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
 
-    def endpoint(self) -> dict:
-        updating = self.polls_left > 0
-        self.polls_left = max(self.polls_left - 1, 0)
-        update = "IN_PROGRESS" if updating else self.outcome if self.puts else "NOT_UPDATING"
-        return {
-            "name": "mnist-cnn",
-            "state": {"ready": "READY", "config_update": update},
-            "config": {
-                "served_entities": [
-                    {
-                        "name": "mnist_cnn",
-                        "entity_name": "prod.ml.mnist_cnn",
-                        "entity_version": self.version,
-                        "workload_size": "Small",
-                        "workload_type": "CPU",
-                        "scale_to_zero_enabled": True,
-                        "state": {"deployment": "DEPLOYMENT_READY"},
-                    }
-                ],
-                "traffic_config": {
-                    "routes": [{"served_model_name": "mnist_cnn", "traffic_percentage": 100}]
-                },
-            },
-        }
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> str:
+    """A real MLflow registry with three versions of the model, @production on version 2."""
+    from mlflow import MlflowClient
+
+    folder = tmp_path_factory.mktemp("registry")
+    uri = empty_store(folder / "registry.db")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(MODEL)
+    for _ in range(3):
+        client.create_model_version(MODEL, source=str(folder))
+    client.set_registered_model_alias(MODEL, "production", "2")
+    return uri
 
 
 @pytest.fixture
-def workspace() -> Iterator[tuple[FakeWorkspace, str]]:
-    state = FakeWorkspace()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):  # quiet
-            pass
-
-        def _answer(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _authorised(self) -> bool:
-            state.auth.add(self.headers.get("Authorization", ""))
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self._answer(401, {"message": "Invalid access token."})
-                return False
-            return True
-
-        def do_GET(self):
-            if not self._authorised():
-                return
-            if self.path != "/api/2.0/serving-endpoints/mnist-cnn":
-                self._answer(404, {"message": f"endpoint {self.path} does not exist"})
-                return
-            self._answer(200, state.endpoint())
-
-        def do_PUT(self):
-            if not self._authorised():
-                return
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.puts.append(body)
-            state.version = body["served_entities"][0]["entity_version"]
-            state.polls_left = 2
-            self._answer(200, {"name": "mnist-cnn"})
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def workspace():
+    with serve() as (state, host):
+        yield state, WorkspaceClient(host=host, token=TOKEN)
 
 
-def test_endpoint_moves_to_the_version_and_keeps_its_settings(workspace):
-    state, host = workspace
-    result = update_endpoint(
-        WorkspaceApi(host, TOKEN), "mnist-cnn", "prod.ml.mnist_cnn", "7", poll_s=0.01
+def _entity(version: str, **sizing) -> dict:
+    return {
+        "name": SERVED_ENTITY,
+        "entity_name": MODEL,
+        "entity_version": version,
+        "workload_type": "CPU",
+        "workload_size": "Small",
+        "scale_to_zero_enabled": True,
+    } | sizing
+
+
+def test_a_missing_endpoint_is_created_on_the_alias_version_with_its_access(workspace, registry):
+    state, client = workspace
+    result = serve_alias(
+        client,
+        "mnist-cnn",
+        registry,
+        MODEL,
+        "production",
+        sizing=Sizing(),
+        access=ACCESS,
+        wait=FAST,
     )
     assert result == {
         "endpoint": "mnist-cnn",
-        "model": "prod.ml.mnist_cnn",
-        "version": "7",
-        "previous_versions": ["1"],
-        "changed": True,
+        "model": MODEL,
+        "version": "2",
+        "previous_versions": [],
+        "action": "created",
     }
-    (put,) = state.puts
-    (entity,) = put["served_entities"]
-    assert entity == {
-        "name": "mnist_cnn",
-        "entity_name": "prod.ml.mnist_cnn",
-        "entity_version": "7",
-        "workload_size": "Small",
-        "workload_type": "CPU",
-        "scale_to_zero_enabled": True,
+    (created,) = state.calls("POST", "/api/2.0/serving-endpoints")
+    assert created["name"] == "mnist-cnn"
+    assert created["config"]["served_entities"] == [
+        {k: v for k, v in _entity("2").items()}  # one entity, the version, the sizing
+    ]
+    assert created["config"]["traffic_config"] == {
+        "routes": [{"served_model_name": SERVED_ENTITY, "traffic_percentage": 100}]
     }
-    assert put["traffic_config"]["routes"][0]["traffic_percentage"] == 100
-    assert state.polls_left == 0  # it waited through IN_PROGRESS
-    again = update_endpoint(
-        WorkspaceApi(host, TOKEN), "mnist-cnn", "prod.ml.mnist_cnn", "7", poll_s=0.01
+    assert state.served_versions("mnist-cnn") == ["2"]
+    assert state.endpoints["mnist-cnn"]["state"]["ready"] == "READY"  # it waited
+    assert state.acls["id-mnist-cnn"] == [
+        {"permission_level": "CAN_MANAGE", "service_principal_name": PRINCIPAL},  # the job itself
+        {"group_name": "mnist-pipeline-admins", "permission_level": "CAN_MANAGE"},
+        {"group_name": "mnist-pipeline-readers", "permission_level": "CAN_QUERY"},
+    ]
+    assert state.authorizations == {f"Bearer {TOKEN}"}
+
+
+def test_an_endpoint_moves_to_the_version_and_a_rerun_changes_nothing(workspace):
+    state, client = workspace
+    state.add_endpoint("mnist-cnn", [_entity("1")])
+    moved = serve_version(
+        client, "mnist-cnn", MODEL, "3", sizing=Sizing(), access=ACCESS, wait=FAST
     )
-    assert again["changed"] is False and len(state.puts) == 1
+    assert (moved["action"], moved["previous_versions"]) == ("updated", ["1"])
+    (update,) = state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config")
+    assert [e["entity_version"] for e in update["served_entities"]] == ["3"]
+    assert state.served_versions("mnist-cnn") == ["3"]
+    again = serve_version(
+        client, "mnist-cnn", MODEL, "3", sizing=Sizing(), access=ACCESS, wait=FAST
+    )
+    assert again["action"] == "unchanged"
+    assert len(state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config")) == 1
 
 
-def test_failed_update_wrong_model_and_bad_token_say_why(workspace):
-    state, host = workspace
-    state.outcome = "UPDATE_FAILED"
+def test_resizing_updates_the_same_version_with_concurrency_bounds(workspace):
+    state, client = workspace
+    state.polls = 0
+    state.add_endpoint("mnist-cnn", [_entity("2")])
+    bounds = Sizing(workload_size=None, scale_to_zero=False, min_concurrency=4, max_concurrency=8)
+    result = serve_version(client, "mnist-cnn", MODEL, "2", sizing=bounds, access=ACCESS, wait=FAST)
+    assert result["action"] == "updated"
+    (update,) = state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config")
+    (entity,) = update["served_entities"]
+    assert "workload_size" not in entity  # the API takes a size or bounds, never both
+    assert (entity["min_provisioned_concurrency"], entity["max_provisioned_concurrency"]) == (4, 8)
+    assert entity["scale_to_zero_enabled"] is False
+    again = serve_version(client, "mnist-cnn", MODEL, "2", sizing=bounds, access=ACCESS, wait=FAST)
+    assert again["action"] == "unchanged"
+
+
+def test_a_failed_update_fails_the_step_and_the_previous_version_keeps_serving(workspace):
+    state, client = workspace
+    state.polls, state.outcome = 0, "UPDATE_FAILED"
+    state.add_endpoint("mnist-cnn", [_entity("1")])
     with pytest.raises(EndpointUpdateError, match="UPDATE_FAILED"):
-        update_endpoint(
-            WorkspaceApi(host, TOKEN), "mnist-cnn", "prod.ml.mnist_cnn", "2", poll_s=0.01
-        )
-    with pytest.raises(EndpointUpdateError, match="not other_model"):
-        update_endpoint(WorkspaceApi(host, TOKEN), "mnist-cnn", "other_model", "2", poll_s=0.01)
-    with pytest.raises(EndpointUpdateError, match="401: Invalid access token") as caught:
-        update_endpoint(WorkspaceApi(host, "wrong-token-value"), "mnist-cnn", "x", "2")
-    assert "wrong-token-value" not in str(caught.value)
-    assert "wrong-token-value" not in repr(WorkspaceApi(host, "wrong-token-value"))
-    with pytest.raises(EndpointUpdateError, match="DATABRICKS_TOKEN not set"):
-        WorkspaceApi.from_env({"DATABRICKS_HOST": host})
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert state.served_versions("mnist-cnn") == ["1"]
+    assert state.acls == {}  # nothing past the failure
 
 
-def test_update_follows_the_alias_in_a_real_registry(workspace, tmp_path, monkeypatch, capsys):
-    from mlflow import MlflowClient
+def test_another_models_endpoint_of_that_name_is_refused(workspace):
+    state, client = workspace
+    state.add_endpoint("mnist-cnn", [_entity("4") | {"entity_name": "prod.ml.other"}])
+    with pytest.raises(EndpointUpdateError, match=r"serves \['prod.ml.other'\], not"):
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config") == []
 
-    state, host = workspace
-    uri = empty_store(tmp_path / "registry.db")
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.create_registered_model("prod.ml.mnist_cnn")
-    for _ in range(3):
-        client.create_model_version("prod.ml.mnist_cnn", source=str(tmp_path))
-    client.set_registered_model_alias("prod.ml.mnist_cnn", "production", "2")
 
-    result = update_to_alias(
-        WorkspaceApi(host, TOKEN), "mnist-cnn", uri, "prod.ml.mnist_cnn", "production", poll_s=0.01
-    )
-    assert result["version"] == "2" and state.version == "2"
+def test_a_missing_alias_and_a_wrong_token_say_why(workspace, registry):
+    state, client = workspace
     with pytest.raises(EndpointUpdateError, match="@champion does not exist"):
-        update_to_alias(
-            WorkspaceApi(host, TOKEN), "mnist-cnn", uri, "prod.ml.mnist_cnn", "champion"
+        serve_alias(
+            client, "mnist-cnn", registry, MODEL, "champion", sizing=Sizing(), access=ACCESS
         )
+    assert state.requests == []  # nothing was asked of the workspace
+    wrong = WorkspaceClient(host=state.host, token="wrong-token-value")
+    with pytest.raises(EndpointUpdateError, match="Invalid access token") as caught:
+        serve_version(wrong, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS)
+    assert "wrong-token-value" not in str(caught.value)
 
-    # the job's command line, as the deploy job's update_endpoint task runs it
-    client.set_registered_model_alias("prod.ml.mnist_cnn", "production", "3")
-    monkeypatch.setenv("DATABRICKS_HOST", host)
-    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
-    args = ["update-endpoint", "--endpoint", "mnist-cnn", "--model-name", "prod.ml.mnist_cnn"]
-    args += ["--alias", "production", "--registry-uri", uri, "--poll-s", "0.01"]
-    assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["version"] == "3" and state.version == "3"
-    assert TOKEN not in capsys.readouterr().err
+
+@pytest.mark.parametrize(
+    ("sizing", "words"),
+    [
+        ({"workload_type": "TPU"}, "workload type 'TPU' is not one of"),
+        ({"min_concurrency": 4}, "both concurrency bounds"),
+        ({"min_concurrency": 0, "max_concurrency": 8}, "one or the other"),
+        ({"workload_size": None, "min_concurrency": 8, "max_concurrency": 4}, "min <= max"),
+        ({"workload_size": None, "min_concurrency": 4, "max_concurrency": 8}, "scale to zero"),
+        ({"workload_size": None}, "give a workload size"),
+    ],
+)
+def test_contradictory_sizing_is_refused_before_any_call(sizing, words):
+    with pytest.raises(EndpointUpdateError, match=words):
+        Sizing(**sizing)
+
+
+def test_the_jobs_command_line_through_the_sdks_oauth_m2m(registry, monkeypatch, capsys):
+    """`update-endpoint` as the deploy job's task runs it, with the credentials an OAuth
+    service principal gives the SDK's default chain (DATABRICKS_CLIENT_ID/SECRET)."""
+    with serve() as (state, host):
+        state.add_endpoint("mnist-cnn", [_entity("1")])
+        monkeypatch.setenv("DATABRICKS_HOST", host)
+        monkeypatch.setenv("DATABRICKS_CLIENT_ID", CLIENT_ID)
+        monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET)
+        args = ["update-endpoint", "--endpoint", "mnist-cnn", "--model-name", MODEL]
+        args += ["--alias", "production", "--registry-uri", registry, "--wait-s", "60"]
+        args += ["--query-group", "mnist-pipeline-readers", "--manage-group", "admins"]
+        assert main(args) is None
+        out = json.loads(capsys.readouterr().out)
+        assert (out["version"], out["action"]) == ("2", "updated")
+        assert state.served_versions("mnist-cnn") == ["2"]
+        assert state.authorizations == {f"Bearer {OAUTH_ACCESS_TOKEN}"}
+        assert CLIENT_SECRET not in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -199,65 +225,49 @@ def digits(real_mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return load_test_digits(real_mnist_dir, 5)
 
 
-def _model_server(answers) -> tuple[ThreadingHTTPServer, list]:
-    bodies: list = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            bodies.append(body)
-            data = json.dumps({"predictions": answers(body)}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, bodies
-
-
-def test_smoke_test_sends_raw_images_as_instances_and_checks_digits(digits, real_mnist_dir, capsys):
+def test_smoke_test_sends_raw_images_as_instances_and_checks_digits(workspace, digits):
+    state, client = workspace
+    state.add_endpoint("mnist-cnn", [_entity("2")])
     images, labels = digits
     lookup = {
-        np.asarray(image, dtype=np.uint8).tobytes(): int(label)
-        for image, label in zip(images, labels, strict=True)
+        np.asarray(i, dtype=np.uint8).tobytes(): int(n) for i, n in zip(images, labels, strict=True)
     }
+    state.answer = lambda body: [
+        np.eye(10)[lookup[np.asarray(x, dtype=np.uint8).tobytes()]].tolist()
+        for x in body["instances"]
+    ]
+    result = smoke_test(client, "mnist-cnn", images, labels)
+    assert result.digits == labels.tolist() and result.correct == 5
+    bodies = state.calls("POST", "/serving-endpoints/mnist-cnn/invocations")
+    assert len(bodies) == 5
+    for body, image in zip(bodies, images, strict=True):
+        assert set(body) == {"instances"}
+        assert np.array_equal(np.asarray(body["instances"]), image[np.newaxis])  # raw 0–255
 
-    def right(body):
-        return [
-            np.eye(10)[lookup[np.asarray(x, dtype=np.uint8).tobytes()]].tolist()
+    state.answer = lambda body: [np.eye(10)[0].tolist() for _ in body["instances"]]
+    with pytest.raises(SmokeTestError, match=r"answered digits \[0, 0, 0, 0, 0\]"):
+        smoke_test(client, "mnist-cnn", images, labels)
+    state.answer = lambda body: [[0.5, 0.5]]
+    with pytest.raises(SmokeTestError, match=r"shape \(1, 2\)"):
+        smoke_test(client, "mnist-cnn", images, labels)
+    with pytest.raises(SmokeTestError, match="did not answer: ResourceDoesNotExist"):
+        smoke_test(client, "no-such-endpoint", images, labels)
+
+
+def test_smoke_test_command_line(real_mnist_dir, monkeypatch, capsys, digits):
+    images, labels = digits
+    with serve() as (state, host):
+        state.add_endpoint("mnist-cnn", [_entity("2")])
+        by_image = {np.asarray(i).tobytes(): int(n) for i, n in zip(images, labels, strict=True)}
+        state.answer = lambda body: [
+            np.eye(10)[by_image[np.asarray(x, dtype=np.uint8).tobytes()]].tolist()
             for x in body["instances"]
         ]
-
-    server, bodies = _model_server(right)
-    url = f"http://127.0.0.1:{server.server_address[1]}/serving-endpoints/mnist-cnn/invocations"
-    try:
-        result = smoke_test(url, images, labels, token_env=None)
-        assert result.digits == labels.tolist() and result.correct == 5
-        assert len(bodies) == 5
-        for body, image in zip(bodies, images, strict=True):
-            assert set(body) == {"instances"}
-            assert np.array_equal(np.asarray(body["instances"]), image[np.newaxis])  # raw 0–255
-        args = ["smoke-test", "--url", url, "--data-dir", str(real_mnist_dir), "--count", "3"]
-        assert main([*args, "--token-env", ""]) == 0
+        monkeypatch.setenv("DATABRICKS_HOST", host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        args = ["smoke-test", "--endpoint", "mnist-cnn", "--data-dir", str(real_mnist_dir)]
+        assert main([*args, "--count", "3"]) is None
         assert json.loads(capsys.readouterr().out)["digits"] == labels[:3].tolist()
-    finally:
-        server.shutdown()
-        server.server_close()
-
-    wrong, _ = _model_server(lambda body: [np.eye(10)[0].tolist() for _ in body["instances"]])
-    url = f"http://127.0.0.1:{wrong.server_address[1]}/invocations"
-    try:
-        with pytest.raises(SmokeTestError, match=r"answered digits \[0, 0, 0, 0, 0\]"):
-            smoke_test(url, images, labels, token_env=None)
-    finally:
-        wrong.shutdown()
-        wrong.server_close()
 
 
 def test_smoke_test_reads_the_cached_test_split(real_mnist_dir, tmp_path):

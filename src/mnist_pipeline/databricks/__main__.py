@@ -1,12 +1,20 @@
 """``mnist-pipeline-databricks``: the production deploy job's steps after validation.
 
-    mnist-pipeline-databricks update-endpoint --endpoint mnist-cnn --model-name mnist_cnn \
-        --alias production --registry-uri databricks
-    mnist-pipeline-databricks smoke-test \
-        --url https://<host>/serving-endpoints/mnist-cnn/invocations \
-        --data-dir /dbfs/mnist-pipeline/data/01_raw/mnist
+    mnist-pipeline-databricks update-endpoint --endpoint mnist-cnn \\
+        --model-name prod.ml.mnist_cnn --alias production --registry-uri databricks-uc \\
+        --workload-size Small --scale-to-zero true \\
+        --query-group mnist-pipeline-readers --manage-group mnist-pipeline-admins
+    mnist-pipeline-databricks smoke-test --endpoint mnist-cnn \\
+        --data-dir /Volumes/prod/ml/mnist_pipeline/01_raw/mnist
 
-Exit status: 0 done, 1 the step failed (the message says why), 2 wrong arguments.
+A Databricks ``python_wheel_task`` loads this entry point, puts the task's parameters in
+``sys.argv`` and calls :func:`main`; it ignores a return value, so every failure *raises*:
+``SystemExit(1)`` when the step failed (the message on stderr says why), ``SystemExit(2)``
+for wrong arguments. Success returns ``None`` (exit status 0 as a console script) after
+printing the step's result as one JSON line.
+
+Both steps talk to the workspace through ``databricks-sdk``'s ``WorkspaceClient()`` and its
+authentication chain (on a job cluster: the job's run-as principal; see endpoint.py).
 """
 
 from __future__ import annotations
@@ -14,22 +22,60 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
+from typing import Any
 
-from mnist_pipeline.client import ClientError
-from mnist_pipeline.client.http import DEFAULT_TOKEN_ENV
+
+def _workspace_client() -> Any:
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient()
+
+
+def _optional_int(value: str) -> int | None:
+    """An integer, or ``none`` (any case) / an empty string for "not set"."""
+    if value.strip().lower() in ("", "none"):
+        return None
+    return int(value)
+
+
+def _optional_text(value: str) -> str | None:
+    return None if value.strip().lower() in ("", "none") else value.strip()
+
+
+def _boolean(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _groups(value: str) -> tuple[str, ...]:
+    return tuple(g.strip() for g in value.split(",") if g.strip())
 
 
 def _update_endpoint(args: argparse.Namespace) -> dict:
-    from .endpoint import WorkspaceApi, update_to_alias
+    from .endpoint import Access, Sizing, serve_alias
 
-    return update_to_alias(
-        WorkspaceApi.from_env(),
+    sizing = Sizing(
+        workload_type=args.workload_type,
+        workload_size=args.workload_size,
+        scale_to_zero=args.scale_to_zero,
+        min_concurrency=args.min_concurrency,
+        max_concurrency=args.max_concurrency,
+    )
+    access = Access(query_groups=args.query_group, manage_groups=args.manage_group)
+    return serve_alias(
+        _workspace_client(),
         args.endpoint,
         args.registry_uri,
         args.model_name,
         args.alias,
-        wait_s=args.wait_s,
-        poll_s=args.poll_s,
+        sizing=sizing,
+        access=access,
+        wait=timedelta(seconds=args.wait_s),
     )
 
 
@@ -37,8 +83,8 @@ def _smoke_test(args: argparse.Namespace) -> dict:
     from .smoke import load_test_digits, smoke_test
 
     images, labels = load_test_digits(args.data_dir, args.count)
-    result = smoke_test(args.url, images, labels, token_env=args.token_env, timeout_s=args.timeout)
-    return {"url": result.url, "labels": result.labels, "digits": result.digits}
+    result = smoke_test(_workspace_client(), args.endpoint, images, labels)
+    return {"endpoint": result.endpoint, "labels": result.labels, "digits": result.digits}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
     update = commands.add_parser(
         "update-endpoint",
-        help="serve the version models:/<model-name>@<alias> resolves to on a serving endpoint",
+        help="create or update a serving endpoint to serve the version models:/<name>@<alias> is",
     )
     update.add_argument("--endpoint", required=True, help="serving endpoint name")
     update.add_argument("--model-name", required=True, help="registered model (entity_name)")
@@ -58,39 +104,60 @@ def parser() -> argparse.ArgumentParser:
     update.add_argument(
         "--registry-uri", required=True, help="production registry: databricks-uc or databricks"
     )
-    update.add_argument("--wait-s", type=float, default=1200.0, help="wait for READY this long")
-    update.add_argument("--poll-s", type=float, default=10.0, help="seconds between state checks")
+    update.add_argument("--workload-type", default="CPU", help="CPU, GPU_SMALL, ...")
+    update.add_argument(
+        "--workload-size",
+        type=_optional_text,
+        default="Small",
+        help="Small | Medium | Large, or 'none' when the concurrency bounds size it",
+    )
+    update.add_argument("--scale-to-zero", type=_boolean, default=True)
+    update.add_argument(
+        "--min-concurrency", type=_optional_int, default=None, help="provisioned, or 'none'"
+    )
+    update.add_argument(
+        "--max-concurrency", type=_optional_int, default=None, help="provisioned, or 'none'"
+    )
+    update.add_argument(
+        "--query-group", type=_groups, default=(), help="groups that may query (comma-separated)"
+    )
+    update.add_argument(
+        "--manage-group", type=_groups, default=(), help="groups that may manage (comma-separated)"
+    )
+    update.add_argument(
+        "--wait-s", type=float, default=1800.0, help="wait this long for create/update to finish"
+    )
     update.set_defaults(run=_update_endpoint)
 
     smoke = commands.add_parser(
         "smoke-test", help="send MNIST test digits as raw 28x28 `instances`; check the answers"
     )
-    smoke.add_argument("--url", required=True, help=".../serving-endpoints/<name>/invocations")
+    smoke.add_argument("--endpoint", required=True, help="serving endpoint name")
     smoke.add_argument("--data-dir", required=True, help="folder with MNIST's t10k IDX files")
     smoke.add_argument("--count", type=int, default=5, help="test images to send, one each")
-    smoke.add_argument(
-        "--token-env",
-        default=DEFAULT_TOKEN_ENV,
-        help="environment variable holding the bearer token (default %(default)s)",
-    )
-    smoke.add_argument("--timeout", type=float, default=30.0, help="seconds per attempt")
     smoke.set_defaults(run=_smoke_test)
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
+    """Run one step. ``argv`` defaults to ``sys.argv[1:]`` (how a wheel task passes them).
+
+    Raises:
+        SystemExit: 1 when the step failed, 2 for wrong arguments (argparse).
+    """
     args = parser().parse_args(argv)
+    from mnist_pipeline.registry.store import RegistryError
+
     from .endpoint import EndpointUpdateError
     from .smoke import SmokeTestError
 
     try:
         result = args.run(args)
-    except (EndpointUpdateError, SmokeTestError, ClientError, OSError, ValueError) as exc:
+    except (EndpointUpdateError, SmokeTestError, RegistryError, OSError, ValueError) as exc:
         print(f"error: {args.command}: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(1) from exc
     print(json.dumps(result, sort_keys=True))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

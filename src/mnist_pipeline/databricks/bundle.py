@@ -1,23 +1,35 @@
 """Generate the Asset Bundle's ``resources/*.yml`` from the project's pipelines, and check it.
 
-``make bundle`` (``python -m mnist_pipeline.databricks.bundle``) writes:
+``make bundle`` (``python -m mnist_pipeline.databricks.bundle``) writes, per target:
 
-* ``resources/sandbox_job.yml`` (target ``azure``): one task per stage of the sandbox
-  lifecycle (:data:`~mnist_pipeline.pipeline_registry.SANDBOX_STAGES`, in order, each
-  depending on the previous), each ``mnist-pipeline --env azure --pipelines <stage>``
-  from the project's wheel on a GPU job cluster; the training stage takes the job
-  parameters (mode, use_gpu, num_slots, epochs, batch size) through ``--params``.
-* ``resources/deploy_job.yml`` (target ``gcp``): ``--env gcp --pipelines deploy``, then
-  ``update-endpoint`` (the endpoint serves the version ``@production`` resolves to), then
-  ``smoke-test``.
-* ``resources/serving_endpoint.yml`` (target ``gcp``): the Model Serving endpoint.
+* ``azure`` (the sandbox workspace):
+  ``sandbox_job.yml``: one task per stage of the sandbox lifecycle
+  (:data:`~mnist_pipeline.pipeline_registry.SANDBOX_STAGES`, in order, each depending on the
+  previous), each ``mnist-pipeline --env azure --pipelines <stage>`` from the project's wheel
+  on a GPU job cluster; the training stage takes the job parameters (mode, use_gpu,
+  num_slots, epochs, batch size) through ``--params``.
+  ``sandbox_catalog.yml``: the Unity Catalog schema, volume (the data root) and registered
+  model of the sandbox, their grants, and the sandbox experiment.
+* ``gcp`` (the production workspace):
+  ``deploy_job.yml``: ``--env gcp --pipelines deploy``, then ``update-endpoint`` (creates
+  the serving endpoint if it is missing and moves it to the version ``@production`` resolves
+  to: the job is the served version's only owner), then ``smoke-test``.
+  ``batch_scoring_job.yml`` and ``monitoring_job.yml``: the ``batch_scoring`` and
+  ``monitoring`` pipelines on a schedule (paused unless the variable says otherwise).
+  ``production_catalog.yml``: the production schema, volume, registered model (where the
+  sandbox promotes into), their grants, and the production experiments.
 
-Every value a user may change is a bundle variable of ``databricks.yml``; the files here
-only refer to them, so they change only when the pipelines do. Why a generator of our own
-and not kedro-databricks: docs/databricks.md.
+The serving endpoint is deliberately *not* a bundle resource: a bundle resource would carry a
+served version that ``bundle deploy`` re-applies, and the CLI refuses an endpoint resource
+whenever ``run_as`` differs from the deploying identity (``run_as.go``).
 
-The checks (:func:`resolve`, :func:`literal_secrets`, :func:`check_gpu_settings`) are what
-tests/databricks run; ``databricks bundle validate`` does the rest in a workspace.
+Every value a user may change is a bundle variable of ``databricks.yml``; the files here only
+refer to them, so they change only when the pipelines do. Why a generator of our own and not
+kedro-databricks: docs/databricks.md.
+
+The checks (:func:`resolve_target`, :func:`literal_secrets`, :func:`check_gpu_settings`,
+:func:`served_version_settings`) are what tests/databricks run, beside the CLI's own rules
+(tests/databricks/cli_rules.py); ``databricks bundle validate`` does the rest in a workspace.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,8 +48,11 @@ PACKAGE = "mnist_pipeline"
 ENTRY_POINT = "mnist-pipeline"
 DATABRICKS_ENTRY_POINT = "mnist-pipeline-databricks"
 SANDBOX_ENV, PRODUCTION_ENV = "azure", "gcp"
-SANDBOX_JOB, DEPLOY_JOB, ENDPOINT = "mnist_sandbox_lifecycle", "mnist_deploy", "mnist_cnn"
-DEPLOY_STAGE = "deploy"
+SANDBOX_JOB, DEPLOY_JOB = "mnist_sandbox_lifecycle", "mnist_deploy"
+BATCH_SCORING_JOB, MONITORING_JOB = "mnist_batch_scoring", "mnist_drift_monitoring"
+DEPLOY_STAGE, BATCH_SCORING_STAGE, MONITORING_STAGE = "deploy", "batch_scoring", "monitoring"
+# Unity Catalog and MLflow resources (one of each per target)
+SCHEMA, VOLUME, MODEL = "mnist_schema", "mnist_data", "mnist_model"
 CONF_TARBALL = f"${{workspace.file_path}}/dist/conf-{PACKAGE}.tar.gz"
 WHEEL = "../dist/*.whl"  # relative to resources/: the wheel `kedro package` builds
 HEADER = (
@@ -51,7 +67,21 @@ TRAINING_PARAMETERS = {
     "epochs": "training.epochs",
     "batch_size": "training.batch_size",
 }
+# The monitoring job's parameters: job parameter -> Kedro parameter.
+MONITORING_PARAMETERS = {
+    "drift_source": "monitoring.source",
+    "fail_on_drift": "monitoring.fail_on_drift",
+}
 GPU_DISCOVERY_SCRIPT = "/databricks/spark/scripts/gpu/get_gpus_resources.sh"
+# Every job cluster runs as the job's principal, with Unity Catalog (volumes need it): ML
+# runtimes run in dedicated ("single user") access mode only.
+DATA_SECURITY_MODE = "SINGLE_USER"
+PRINCIPAL = "${var.service_principal}"
+READERS, MANAGERS = "${var.readers_group}", "${var.managers_group}"
+
+
+def _telemetry_off() -> dict[str, str]:
+    return {"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 
 
 def _sandbox_env_vars() -> dict[str, str]:
@@ -60,32 +90,39 @@ def _sandbox_env_vars() -> dict[str, str]:
         "MNIST_DATA_ROOT": "${var.data_root}",
         "MNIST_CACHE_DIR": "${var.data_root}/01_raw/mnist",
         "MLFLOW_SANDBOX_TRACKING_URI": "databricks",
+        "MLFLOW_SANDBOX_REGISTRY_URI": "${var.sandbox_registry}",
         "MLFLOW_SANDBOX_EXPERIMENT": "${var.sandbox_experiment}",
         "MLFLOW_SANDBOX_ARTIFACT_LOCATION": "${var.sandbox_artifact_location}",
+        "MLFLOW_SANDBOX_MODEL_NAME": "${var.sandbox_model_name}",
         # the production workspace's registry, reached through the secret scope
         "MLFLOW_PRODUCTION_TRACKING_URI": "databricks://${var.secret_scope}:${var.secret_key}",
-        "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.registry_scheme}://${var.secret_scope}:${var.secret_key}",
-        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.model_name}",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1",
+        "MLFLOW_PRODUCTION_REGISTRY_URI": (
+            "${var.production_registry}://${var.secret_scope}:${var.secret_key}"
+        ),
+        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
+        "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
+        # a workspace path: Databricks refuses a relative experiment name
+        "MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT": "${var.promotion_experiment}",
+        **_telemetry_off(),
     }
 
 
 def _deploy_env_vars() -> dict[str, str]:
+    """The production clusters' environment (deploy, batch scoring, monitoring)."""
     return {
         "MNIST_SOURCE": "${var.mnist_source}",
         "MNIST_DATA_ROOT": "${var.data_root}",
         "MNIST_CACHE_DIR": "${var.data_root}/01_raw/mnist",
         "MLFLOW_PRODUCTION_TRACKING_URI": "databricks",
-        "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.registry_scheme}",
+        "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.production_registry}",
         "MLFLOW_PRODUCTION_EXPERIMENT": "${var.production_experiment}",
-        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.model_name}",
-        # the endpoint update (REST) and the smoke test's bearer token: secret references
+        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
+        "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
+        "BATCH_SCORING_INPUT": "${var.batch_scoring_input}",
+        "BATCH_SCORING_OUTPUT": "${var.batch_scoring_output}",
+        # databricks-sdk's workspace; its credentials come from the job's run-as principal
         "DATABRICKS_HOST": "${workspace.host}",
-        "DATABRICKS_TOKEN": "{{secrets/${var.secret_scope}/${var.secret_key}-token}}",
-        "MNIST_SERVING_TOKEN": "{{secrets/${var.secret_scope}/${var.secret_key}-token}}",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "DO_NOT_TRACK": "1",
+        **_telemetry_off(),
     }
 
 
@@ -99,6 +136,8 @@ def _cluster(env_vars: Mapping[str, str], *, gpu: bool) -> dict[str, Any]:
         "node_type_id": "${var.node_type_id}",
         "driver_node_type_id": "${var.driver_node_type_id}",
         "num_workers": "${var.num_workers}",
+        "data_security_mode": DATA_SECURITY_MODE,
+        "single_user_name": PRINCIPAL,
     }
     if gpu:
         # GPU scheduling for spark-tensorflow-distributor's barrier tasks: each task
@@ -156,11 +195,38 @@ def _databricks_task(key: str, after: str, cluster: str, parameters: list[str]) 
     }
 
 
+def _job_parameters(names: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "default": f"${{var.{name}}}"} for name in names]
+
+
+def _params_flag(names: Mapping[str, str]) -> str:
+    """``--params`` of a task: each Kedro parameter from its job parameter."""
+    return ",".join(f"{kedro}={{{{job.parameters.{name}}}}}" for name, kedro in names.items())
+
+
+def _job(name: str, cluster_key: str, cluster: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A job's common settings: one run at a time, failure notifications from variables."""
+    return {
+        "name": name,
+        "max_concurrent_runs": 1,
+        "email_notifications": {"on_failure": "${var.failure_emails}"},
+        "webhook_notifications": {"on_failure": "${var.failure_webhooks}"},
+        **fields,
+        "job_clusters": [{"job_cluster_key": cluster_key, "new_cluster": cluster}],
+    }
+
+
+def _schedule(cron_variable: str) -> dict[str, str]:
+    return {
+        "quartz_cron_expression": f"${{var.{cron_variable}}}",
+        "timezone_id": "${var.schedule_timezone}",
+        "pause_status": "${var.schedule_pause_status}",
+    }
+
+
 def sandbox_job(stages: list[str], training_stages: set[str]) -> dict[str, Any]:
     """The azure job: one task per sandbox stage, in lifecycle order."""
-    params = ",".join(
-        f"{kedro}={{{{job.parameters.{name}}}}}" for name, kedro in TRAINING_PARAMETERS.items()
-    )
+    params = _params_flag(TRAINING_PARAMETERS)
     tasks, previous = [], None
     for stage in stages:
         stage_params = params if stage in training_stages else None
@@ -168,49 +234,56 @@ def sandbox_job(stages: list[str], training_stages: set[str]) -> dict[str, Any]:
             _kedro_task(stage, SANDBOX_ENV, stage, "gpu_cluster", previous, params=stage_params)
         )
         previous = stage
-    return {
-        "name": "mnist-pipeline sandbox lifecycle",
-        "max_concurrent_runs": 1,
-        "parameters": [
-            {"name": name, "default": f"${{var.{name}}}"} for name in TRAINING_PARAMETERS
-        ],
-        "job_clusters": [
-            {
-                "job_cluster_key": "gpu_cluster",
-                "new_cluster": _cluster(_sandbox_env_vars(), gpu=True),
-            }
-        ],
-        "tasks": tasks,
-    }
+    job = _job(
+        "mnist-pipeline sandbox lifecycle",
+        "gpu_cluster",
+        _cluster(_sandbox_env_vars(), gpu=True),
+        parameters=_job_parameters(TRAINING_PARAMETERS),
+    )
+    return job | {"tasks": tasks}
 
 
 def deploy_job() -> dict[str, Any]:
-    """The gcp job: validate the production model, point the endpoint at it, smoke-test it."""
+    """The gcp job: validate the production model, serve it on the endpoint, smoke-test it.
+
+    ``update_endpoint`` resolves ``@production`` when it runs and is the only writer of the
+    endpoint's served version; no task parameter names a version.
+    """
     cluster = "cpu_cluster"
     update = [
         "update-endpoint",
         "--endpoint",
         "${var.endpoint_name}",
         "--model-name",
-        "${var.model_name}",
+        "${var.production_model_name}",
         "--alias",
         "${var.production_alias}",
         "--registry-uri",
-        "${var.registry_scheme}",
+        "${var.production_registry}",
+        "--workload-type",
+        "${var.serving_workload_type}",
+        "--workload-size",
+        "${var.serving_workload_size}",
+        "--scale-to-zero",
+        "${var.serving_scale_to_zero}",
+        "--min-concurrency",
+        "${var.serving_min_concurrency}",
+        "--max-concurrency",
+        "${var.serving_max_concurrency}",
+        "--query-group",
+        READERS,
+        "--manage-group",
+        MANAGERS,
     ]
     smoke = [
         "smoke-test",
-        "--url",
-        "${workspace.host}/serving-endpoints/${var.endpoint_name}/invocations",
+        "--endpoint",
+        "${var.endpoint_name}",
         "--data-dir",
         "${var.data_root}/01_raw/mnist",
     ]
-    return {
-        "name": "mnist-pipeline production deploy",
-        "max_concurrent_runs": 1,
-        "job_clusters": [
-            {"job_cluster_key": cluster, "new_cluster": _cluster(_deploy_env_vars(), gpu=False)}
-        ],
+    job = _job("mnist-pipeline production deploy", cluster, _cluster(_deploy_env_vars(), gpu=False))
+    return job | {
         "tasks": [
             _kedro_task("validate", PRODUCTION_ENV, DEPLOY_STAGE, cluster, None, params=None),
             _databricks_task("update_endpoint", "validate", cluster, update),
@@ -219,25 +292,93 @@ def deploy_job() -> dict[str, Any]:
     }
 
 
-def serving_endpoint() -> dict[str, Any]:
-    """The production Model Serving endpoint: a version, never an alias (see the job)."""
+def batch_scoring_job() -> dict[str, Any]:
+    """The gcp job that scores a folder of images with the @production model, on a schedule."""
+    cluster = "cpu_cluster"
+    job = _job(
+        "mnist-pipeline batch scoring",
+        cluster,
+        _cluster(_deploy_env_vars(), gpu=False),
+        schedule=_schedule("batch_scoring_schedule"),
+    )
+    task = _kedro_task(
+        BATCH_SCORING_STAGE, PRODUCTION_ENV, BATCH_SCORING_STAGE, cluster, None, params=None
+    )
+    return job | {"tasks": [task]}
+
+
+def monitoring_job() -> dict[str, Any]:
+    """The gcp job that checks the scored images for drift, on a schedule; drift fails it."""
+    cluster = "cpu_cluster"
+    job = _job(
+        "mnist-pipeline drift monitoring",
+        cluster,
+        _cluster(_deploy_env_vars(), gpu=False),
+        schedule=_schedule("monitoring_schedule"),
+        parameters=_job_parameters(MONITORING_PARAMETERS),
+    )
+    task = _kedro_task(
+        MONITORING_STAGE,
+        PRODUCTION_ENV,
+        MONITORING_STAGE,
+        cluster,
+        None,
+        params=_params_flag(MONITORING_PARAMETERS),
+    )
+    return job | {"tasks": [task]}
+
+
+def _grants(principal_privileges: list[str], reader_privileges: list[str]) -> list[dict]:
+    return [
+        {"principal": PRINCIPAL, "privileges": principal_privileges},
+        {"principal": READERS, "privileges": reader_privileges},
+    ]
+
+
+def unity_catalog(catalog: str, experiments: Mapping[str, str]) -> dict[str, Any]:
+    """A workspace's schema, volume and registered model, their grants, and its experiments.
+
+    The job's principal deploys the bundle, so it owns what the bundle creates (Unity Catalog
+    lets only a registered model's owner add versions and set aliases); its grants say the
+    same explicitly. Readers may use the schema, read the volume and load the model.
+    ``prevent_destroy``: ``bundle destroy`` must not drop the data and the model versions.
+    """
+
+    def keep() -> dict[str, bool]:
+        return {"prevent_destroy": True}
+
     return {
-        "name": "${var.endpoint_name}",
-        "config": {
-            "served_entities": [
-                {
-                    "name": ENDPOINT,
-                    "entity_name": "${var.model_name}",
-                    "entity_version": "${var.model_version}",
-                    "workload_type": "${var.workload_type}",
-                    "workload_size": "${var.workload_size}",
-                    "scale_to_zero_enabled": "${var.scale_to_zero}",
-                }
-            ],
-            "traffic_config": {
-                "routes": [{"served_model_name": ENDPOINT, "traffic_percentage": 100}]
-            },
+        "schemas": {
+            SCHEMA: {
+                "catalog_name": catalog,
+                "name": "${var.schema}",
+                "comment": "mnist-pipeline: data, checkpoints and the registered model",
+                "grants": _grants(["USE_SCHEMA", "CREATE_MODEL"], ["USE_SCHEMA"]),
+                "lifecycle": keep(),
+            }
         },
+        "volumes": {
+            VOLUME: {
+                "catalog_name": catalog,
+                "schema_name": "${var.schema}",
+                "name": "${var.volume}",
+                "volume_type": "MANAGED",
+                "comment": "mnist-pipeline's data root: raw files, model input, checkpoints",
+                "grants": _grants(["READ_VOLUME", "WRITE_VOLUME"], ["READ_VOLUME"]),
+                "lifecycle": keep(),
+            }
+        },
+        "registered_models": {
+            MODEL: {
+                "catalog_name": catalog,
+                "schema_name": "${var.schema}",
+                "name": "${var.model}",
+                "comment": "mnist-pipeline's CNN (docs/promotion.md)",
+                "grants": _grants(["EXECUTE"], ["EXECUTE"]),
+                "lifecycle": keep(),
+            }
+        },
+        "experiments": {key: {"name": path} for key, path in experiments.items()},
     }
 
 
@@ -250,8 +391,9 @@ def _project_stages(project_path: Path) -> tuple[list[str], set[str]]:
 
     bootstrap_project(project_path)
     stages = [name for name in SANDBOX_STAGES if name in pipelines]
-    if DEPLOY_STAGE not in pipelines:
-        raise SystemExit(f"no `{DEPLOY_STAGE}` pipeline: the production deploy job needs it")
+    for needed in (DEPLOY_STAGE, BATCH_SCORING_STAGE, MONITORING_STAGE):
+        if needed not in pipelines:
+            raise SystemExit(f"no `{needed}` pipeline: the production jobs need it")
     training = {
         name
         for name in stages
@@ -267,15 +409,29 @@ def render(project_path: Path) -> dict[str, str]:
     """File name under ``resources/`` → YAML text."""
     stages, training = _project_stages(project_path)
 
-    def wrap(target: str, kind: str, key: str, body: dict[str, Any]) -> str:
-        document = {"targets": {target: {"resources": {kind: {key: body}}}}}
+    def wrap(target: str, resources: dict[str, dict[str, Any]]) -> str:
+        document = {"targets": {target: {"resources": resources}}}
         return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)
 
+    sandbox_experiments = {"mnist_sandbox_experiment": "${var.sandbox_experiment}"}
+    production_experiments = {
+        "mnist_production_experiment": "${var.production_experiment}",
+        "mnist_promotion_experiment": "${var.promotion_experiment}",
+    }
     return {
-        "sandbox_job.yml": wrap(SANDBOX_ENV, "jobs", SANDBOX_JOB, sandbox_job(stages, training)),
-        "deploy_job.yml": wrap(PRODUCTION_ENV, "jobs", DEPLOY_JOB, deploy_job()),
-        "serving_endpoint.yml": wrap(
-            PRODUCTION_ENV, "model_serving_endpoints", ENDPOINT, serving_endpoint()
+        "sandbox_job.yml": wrap(
+            SANDBOX_ENV, {"jobs": {SANDBOX_JOB: sandbox_job(stages, training)}}
+        ),
+        "sandbox_catalog.yml": wrap(
+            SANDBOX_ENV, unity_catalog("${var.sandbox_catalog}", sandbox_experiments)
+        ),
+        "deploy_job.yml": wrap(PRODUCTION_ENV, {"jobs": {DEPLOY_JOB: deploy_job()}}),
+        "batch_scoring_job.yml": wrap(
+            PRODUCTION_ENV, {"jobs": {BATCH_SCORING_JOB: batch_scoring_job()}}
+        ),
+        "monitoring_job.yml": wrap(PRODUCTION_ENV, {"jobs": {MONITORING_JOB: monitoring_job()}}),
+        "production_catalog.yml": wrap(
+            PRODUCTION_ENV, unity_catalog("${var.production_catalog}", production_experiments)
         ),
     }
 
@@ -316,40 +472,104 @@ def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def resolve(
+# Workspace paths the CLI derives from root_path when a target does not set them.
+_DERIVED_PATHS = {
+    "file_path": "files",
+    "artifact_path": "artifacts",
+    "state_path": "state",
+    "resource_path": "resources",
+}
+# What one target's configuration is made of (targets.<name>.<key> overrides the top level).
+_TARGET_KEYS = ("workspace", "run_as", "permissions", "presets", "resources")
+
+
+def lookup_stand_in(kind: str, name: str) -> str:
+    """Offline value of a ``lookup:`` variable: a stable UUID made from what it looks up.
+
+    The CLI resolves ``lookup: {service_principal: <display name>}`` to the service
+    principal's application ID (a UUID) in the workspace; this stands in for it here.
+    """
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"databricks-lookup:{kind}:{name}"))
+
+
+def _variable_value(name: str, spec: Any, target: str) -> Any:
+    if not isinstance(spec, Mapping):  # targets.<t>.variables.<name>: <value>
+        return spec
+    if "lookup" in spec:
+        ((kind, looked_up),) = dict(spec["lookup"]).items()
+        return lookup_stand_in(kind, str(looked_up))
+    if "default" in spec and spec["default"] is not None:
+        return spec["default"]
+    if "value" in spec:
+        return spec["value"]
+    raise KeyError(
+        f"no value assigned to required variable {name} (target {target}): give it with "
+        f"--var, BUNDLE_VAR_{name} or .databricks/bundle/{target}/variable-overrides.json"
+    )
+
+
+def resolve_target(
     bundle: Mapping[str, Any],
     target: str,
     overrides: Mapping[str, Any] | None = None,
     workspace: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The target's resources with ``${var.*}``, ``${bundle.*}`` and ``${workspace.*}`` filled in.
+    """The target's configuration as ``databricks bundle validate -o json`` would show it.
 
-    Variable values: ``overrides`` > the target's ``variables`` > the default. A reference
-    to anything undefined raises ``KeyError`` naming it (the CLI refuses it too).
+    ``bundle`` (its name and target), ``workspace`` (host, root_path and the paths derived
+    from it), ``run_as``, ``permissions``, ``presets``, ``variables`` (name → value) and
+    ``resources``, with ``${var.*}``, ``${bundle.*}`` and ``${workspace.*}`` filled in.
+    Variable values: ``overrides`` (``--var``) > the target's ``variables`` > the default; a
+    ``lookup:`` variable gets :func:`lookup_stand_in`. ``${workspace.host}`` is what the
+    target's ``workspace.host`` says, or empty: the CLI does not fill it in from a profile.
+    ``workspace`` overrides workspace values (tests point ``file_path`` at a folder).
+
+    Raises:
+        KeyError: no such target, a reference to anything undefined, or a required variable
+            without a value (the CLI refuses each).
     """
     if target not in bundle.get("targets", {}):
         raise KeyError(f"no target {target!r} in databricks.yml")
     target_config = bundle["targets"][target] or {}
+    specs = dict(bundle.get("variables") or {})
+    chosen = dict(target_config.get("variables") or {})
     values: dict[str, Any] = {}
-    for name, spec in (bundle.get("variables") or {}).items():
-        if "default" in spec:
-            values[name] = spec["default"]
-    values |= target_config.get("variables") or {}
-    values |= overrides or {}
-    context = {
-        "var": values,
-        "bundle": {"target": target, "name": bundle["bundle"]["name"]},
-        "workspace": {
-            "host": "https://workspace.example",
-            "file_path": f"/Workspace/bundle/{target}/files",
-            **(workspace or {}),
-        },
-    }
+    for name, spec in specs.items():
+        if name in (overrides or {}):
+            values[name] = overrides[name]  # type: ignore[index]
+        elif name in chosen:
+            values[name] = _variable_value(name, chosen[name], target)
+        else:
+            values[name] = _variable_value(name, spec, target)
+    unknown = sorted(set(overrides or {}) - set(specs))
+    if unknown:
+        raise KeyError(f"variables {unknown} are not defined in databricks.yml")
+
+    config: dict[str, Any] = {}
+    for key in _TARGET_KEYS:
+        merged: Any = bundle.get(key)
+        if isinstance(merged, Mapping):
+            merged = {**merged}
+            _merge(merged, target_config.get(key) or {})
+        elif key in target_config:
+            merged = target_config[key]
+        if merged is not None:
+            config[key] = merged
+    config["bundle"] = {**(bundle.get("bundle") or {}), "target": target}
+    config["variables"] = values
+
+    root = f"/Workspace/Users/<deploying identity>/.bundle/{config['bundle']['name']}/{target}"
+    space = {"host": "", "root_path": root, **(config.get("workspace") or {})}
+    for key, folder in _DERIVED_PATHS.items():
+        space.setdefault(key, f"${{workspace.root_path}}/{folder}")
+    space.update(workspace or {})
+    config["workspace"] = space
+
+    context = {"var": values, "bundle": config["bundle"], "workspace": space}
 
     def lookup(path: str) -> Any:
-        head, *rest = path.split(".")
         value: Any = context
-        for part in [head, *rest]:
+        for part in path.split("."):
             if not isinstance(value, Mapping) or part not in value:
                 raise KeyError(f"${{{path}}} is not defined (target {target})")
             value = value[part]
@@ -367,10 +587,56 @@ def resolve(
             return _REFERENCE.sub(lambda m: str(fill(lookup(m.group(1)))), node)
         return node
 
-    resources = {}
-    _merge(resources, bundle.get("resources") or {})
-    _merge(resources, target_config.get("resources") or {})
-    return fill(resources)
+    # variables and workspace paths first (they may refer to each other), then the rest
+    for name in list(values):
+        values[name] = fill(values[name])
+    for key in list(space):
+        space[key] = fill(space[key])
+    return {
+        key: (value if key in ("variables", "workspace") else fill(value))
+        for key, value in config.items()
+    }
+
+
+def resolve(
+    bundle: Mapping[str, Any],
+    target: str,
+    overrides: Mapping[str, Any] | None = None,
+    workspace: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The target's resources, resolved (see :func:`resolve_target`)."""
+    return resolve_target(bundle, target, overrides, workspace).get("resources") or {}
+
+
+def served_version_settings(config: Mapping[str, Any]) -> list[str]:
+    """Where a target's bundle configuration would set what a serving endpoint serves.
+
+    ``bundle deploy`` applies every resource it declares, so anything listed here would be
+    a second owner of the served version beside the deploy job (a redeploy would roll the
+    endpoint back to it). The design's answer is an empty list: no
+    ``model_serving_endpoints`` resource and no served entity/model anywhere.
+    """
+    found = [
+        f"resources.model_serving_endpoints.{key}"
+        for key in (config.get("resources") or {}).get("model_serving_endpoints") or {}
+    ]
+    served = {"served_entities", "served_models", "entity_version", "model_version"}
+    for path, _ in _leaves(config.get("resources") or {}):
+        parts = set(re.split(r"[.\[\]]", path))
+        if parts & served:
+            found.append(f"resources.{path}")
+    return found
+
+
+def _leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _leaves(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaves(value, f"{path}[{index}]")
+    else:
+        yield path, node
 
 
 # Token-like: Databricks PATs, GitHub/Slack/AWS/Google keys, JWTs, long base64/hex runs.
@@ -391,17 +657,6 @@ SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|CLIE
 SECRET_REFERENCE = re.compile(r"\{\{secrets/[^/{}]+/[^/{}]+\}\}")
 
 
-def _strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _strings(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _strings(value, f"{path}[{index}]")
-    elif isinstance(node, str):
-        yield path, node
-
-
 def literal_secrets(
     texts: Mapping[str, str], resolved: Mapping[str, Any] | None = None
 ) -> list[str]:
@@ -416,7 +671,9 @@ def literal_secrets(
             for pattern in TOKEN_PATTERNS:
                 if pattern.search(line):
                     problems.append(f"{name}:{number}: token-like string ({pattern.pattern[:20]}…)")
-    for path, value in _strings(resolved or {}):
+    for path, value in _leaves(resolved or {}):
+        if not isinstance(value, str):
+            continue
         key = path.rsplit(".", 1)[-1]
         if SECRET_NAME.search(key) and not SECRET_REFERENCE.fullmatch(value):
             problems.append(f"{path}: a secret must be a {{{{secrets/<scope>/<key>}}}} reference")

@@ -1,106 +1,142 @@
-"""Point a Databricks Model Serving endpoint at the version an alias resolves to.
+"""The one owner of the production serving endpoint: create it, size it, point it at @production.
 
-A served entity names ``entity_name`` + ``entity_version``, never an alias. After the
-deploy pipeline has validated ``models:/<name>@production``, the deploy job's
-``update_endpoint`` task calls :func:`update_to_alias`: it resolves the alias in the
-production registry (through :mod:`mnist_pipeline.registry.store`, the one module that
-talks to MLflow), then sets every served entity of the endpoint that serves ``<name>`` to
-that version with the Serving Endpoints REST API (``PUT
-/api/2.0/serving-endpoints/<endpoint>/config``), keeping workload type/size, scale to zero
-and the traffic routes as they are, and waits until the endpoint reports the new config
-ready.
+A served entity names ``entity_name`` + ``entity_version``, never an alias, so something must
+turn ``models:/<name>@production`` into a version and put it on the endpoint. That is the
+deploy job's ``update_endpoint`` task and nothing else: the endpoint is *not* a bundle
+resource, so ``databricks bundle deploy`` never creates, resizes or re-versions it (a
+redeploy of the production target cannot roll the served version back; docs/databricks.md).
 
-The workspace comes from ``DATABRICKS_HOST`` and the token from ``DATABRICKS_TOKEN`` (on
-the job cluster: ``{{secrets/<scope>/<key>}}`` references in ``spark_env_vars``). The token
-is never printed or put in an error message.
+:func:`serve_alias` resolves the alias in the production registry (through
+:mod:`mnist_pipeline.registry.store`, the one module that talks to MLflow), then with the
+official client, `databricks-sdk <https://github.com/databricks/databricks-sdk-py>`_:
+
+* ``serving_endpoints.get``: the endpoint, or ``NotFound``;
+* missing → ``serving_endpoints.create_and_wait`` with one served entity (the version, the
+  sizing of :class:`Sizing`) and all traffic on it;
+* present → wait out an update already in progress, refuse an endpoint that serves another
+  model, else ``serving_endpoints.update_config_and_wait`` when the version or the sizing
+  differ (an endpoint that already serves the version with that sizing is left alone);
+* then the endpoint must report ``READY`` with the version in its *current* config (a failed
+  update leaves the previous version serving, and this task fails);
+* ``serving_endpoints.set_permissions``: who may query, who may manage (the caller keeps
+  ``CAN_MANAGE``, so the next run can update it again).
+
+Authentication is the SDK's own chain (``WorkspaceClient()``): on a job cluster, the run's
+identity (the bundle's ``run_as`` service principal); elsewhere ``DATABRICKS_HOST`` with
+``DATABRICKS_TOKEN`` or ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET`` (OAuth M2M), or a
+``~/.databrickscfg`` profile (``DATABRICKS_CONFIG_PROFILE``). No credential is read, printed
+or put into a message here.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.service.serving import ServedEntityInput, ServingEndpointDetailed
 
-HOST_ENV = "DATABRICKS_HOST"
-TOKEN_ENV = "DATABRICKS_TOKEN"
-# Fields of a served entity that a config update takes (the GET answer adds state etc.).
-ENTITY_INPUT_FIELDS = (
-    "name",
-    "entity_name",
-    "entity_version",
-    "workload_size",
-    "workload_type",
-    "scale_to_zero_enabled",
-    "min_provisioned_throughput",
-    "max_provisioned_throughput",
-    "environment_vars",
-    "instance_profile_arn",
+# The served entity's name on the endpoint (its traffic route names it).
+SERVED_ENTITY = "mnist_cnn"
+_APPLICATION_ID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I
 )
 
 
 class EndpointUpdateError(RuntimeError):
-    """The endpoint could not be pointed at the version (the message says which and why)."""
+    """The endpoint could not be made to serve the version (the message says which and why)."""
 
 
 @dataclass(frozen=True)
-class WorkspaceApi:
-    """The few REST calls on one workspace that the deploy job needs."""
+class Sizing:
+    """What the endpoint's compute is: a workload size, or provisioned-concurrency bounds.
 
-    host: str
-    token: str = field(repr=False)  # never in a repr, log line or message
-    timeout_s: float = 30.0
+    The Serving API takes one or the other (``workload_size`` *or*
+    ``min/max_provisioned_concurrency``), never both.
+    """
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkspaceApi:
-        environ = os.environ if environ is None else environ
-        host = environ.get(HOST_ENV, "").strip().rstrip("/")
-        token = environ.get(TOKEN_ENV, "").strip()
-        missing = [name for name, value in ((HOST_ENV, host), (TOKEN_ENV, token)) if not value]
-        if missing:
+    workload_type: str = "CPU"
+    workload_size: str | None = "Small"
+    scale_to_zero: bool = True
+    min_concurrency: int | None = None
+    max_concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        from databricks.sdk.service.serving import ServingModelWorkloadType
+
+        known = [t.value for t in ServingModelWorkloadType]
+        if self.workload_type not in known:
             raise EndpointUpdateError(
-                f"{' and '.join(missing)} not set: the deploy job's cluster sets them from the "
-                "bundle (workspace host, and the token as a {{secrets/<scope>/<key>}} reference)"
+                f"workload type {self.workload_type!r} is not one of {', '.join(known)}"
             )
-        if not host.startswith(("https://", "http://")):
-            host = f"https://{host}"
-        return cls(host=host, token=token)
-
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict:
-        url = f"{self.host}{path}"
-        try:
-            answer = requests.request(
-                method,
-                url,
-                json=body,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=self.timeout_s,
-            )
-        except requests.RequestException as exc:
-            reason = str(exc).replace(self.token, "***")
+        bounds = (self.min_concurrency, self.max_concurrency)
+        if (bounds[0] is None) != (bounds[1] is None):
             raise EndpointUpdateError(
-                f"{method} {url} failed: {type(exc).__name__}: {reason}"
-            ) from exc
-        if answer.status_code >= 400:
-            try:
-                message = answer.json().get("message", "")
-            except ValueError:
-                message = answer.text[:300]
-            message = str(message).replace(self.token, "***")
-            raise EndpointUpdateError(f"{method} {url} answered {answer.status_code}: {message}")
-        return answer.json() if answer.content else {}
+                "give both concurrency bounds (min and max) or neither, got "
+                f"min={bounds[0]}, max={bounds[1]}"
+            )
+        if bounds[0] is not None and bounds[1] is not None:
+            if self.workload_size:
+                raise EndpointUpdateError(
+                    f"workload size {self.workload_size!r} and concurrency bounds {bounds} both "
+                    "given: the Serving API takes one or the other (set the size to 'none')"
+                )
+            if not 0 <= bounds[0] <= bounds[1] or bounds[1] == 0:
+                raise EndpointUpdateError(
+                    f"concurrency bounds must satisfy 0 <= min <= max, max > 0; got {bounds}"
+                )
+            if bounds[0] > 0 and self.scale_to_zero:
+                raise EndpointUpdateError(
+                    f"min concurrency {bounds[0]} with scale to zero: an endpoint that scales to "
+                    "zero has no minimum; set min to 0 or turn scale to zero off"
+                )
+        elif not self.workload_size:
+            raise EndpointUpdateError("give a workload size or both concurrency bounds")
 
-    def get_endpoint(self, name: str) -> dict:
-        return self._call("GET", f"/api/2.0/serving-endpoints/{quote(name, safe='')}")
+    def entity(self, model_name: str, version: str) -> ServedEntityInput:
+        from databricks.sdk.service.serving import ServedEntityInput, ServingModelWorkloadType
 
-    def put_config(self, name: str, config: Mapping[str, Any]) -> dict:
-        return self._call(
-            "PUT", f"/api/2.0/serving-endpoints/{quote(name, safe='')}/config", config
+        return ServedEntityInput(
+            name=SERVED_ENTITY,
+            entity_name=model_name,
+            entity_version=str(version),
+            workload_type=ServingModelWorkloadType(self.workload_type),
+            workload_size=self.workload_size or None,
+            scale_to_zero_enabled=self.scale_to_zero,
+            min_provisioned_concurrency=self.min_concurrency,
+            max_provisioned_concurrency=self.max_concurrency,
         )
+
+    def matches(self, served: Any) -> bool:
+        """Whether a served entity of the endpoint's current config has this sizing."""
+        workload_type = getattr(served.workload_type, "value", served.workload_type)
+        if self.workload_size:
+            same_size = served.workload_size == self.workload_size
+        else:
+            same_size = (
+                served.min_provisioned_concurrency,
+                served.max_provisioned_concurrency,
+            ) == (
+                self.min_concurrency,
+                self.max_concurrency,
+            )
+        return (
+            same_size
+            and (workload_type or "CPU") == self.workload_type
+            and bool(served.scale_to_zero_enabled) == self.scale_to_zero
+        )
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may query the endpoint (``CAN_QUERY``) and who may manage it (``CAN_MANAGE``)."""
+
+    query_groups: tuple[str, ...] = ()
+    manage_groups: tuple[str, ...] = ()
 
 
 def resolve_alias(registry_uri: str, model_name: str, alias: str) -> str:
@@ -123,101 +159,195 @@ def resolve_alias(registry_uri: str, model_name: str, alias: str) -> str:
     if version is None:
         raise EndpointUpdateError(
             f"models:/{model_name}@{alias} does not exist in {redact_uri(registry_uri)}: promote "
-            "a model first (on Databricks, aliases need Unity Catalog: see docs/databricks.md)"
+            "a model first (the sandbox job's promotion task sets it; docs/databricks.md)"
         )
     return str(version.version)
 
 
-def _served_entities(endpoint: Mapping[str, Any], name: str) -> list[dict]:
-    config = endpoint.get("config") or endpoint.get("pending_config") or {}
-    entities = config.get("served_entities") or []
-    if not entities:
-        raise EndpointUpdateError(f"serving endpoint {name} has no served entities to update")
-    return [dict(entity) for entity in entities]
+def _current_entities(endpoint: ServingEndpointDetailed) -> list[Any]:
+    return list((endpoint.config.served_entities if endpoint.config else None) or [])
 
 
-def update_endpoint(
-    api: WorkspaceApi,
+def _ready(endpoint: ServingEndpointDetailed) -> str:
+    ready = endpoint.state.ready if endpoint.state else None
+    return str(getattr(ready, "value", ready))
+
+
+def _config_update(endpoint: ServingEndpointDetailed) -> str:
+    update = endpoint.state.config_update if endpoint.state else None
+    return str(getattr(update, "value", update))
+
+
+def _sdk_errors() -> tuple[type[BaseException], ...]:
+    from databricks.sdk.errors import DatabricksError, OperationFailed
+
+    return (DatabricksError, OperationFailed, TimeoutError)
+
+
+def _call(what: str, endpoint: str, call: Callable[[], Any]) -> Any:
+    """Run one SDK call; its failure becomes an :class:`EndpointUpdateError` that says what."""
+    try:
+        return call()
+    except _sdk_errors() as exc:
+        raise EndpointUpdateError(
+            f"serving endpoint {endpoint}: {what} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _caller_entry(client: WorkspaceClient) -> dict[str, str]:
+    """The ACL entry that keeps the caller (a service principal on a job) a manager."""
+    me = _call("who am I (current-user/me)", "-", client.current_user.me)
+    name = str(me.user_name or "")
+    if _APPLICATION_ID.match(name):  # a service principal's user name is its application ID
+        return {"service_principal_name": name}
+    return {"user_name": name}
+
+
+def set_access(client: WorkspaceClient, endpoint: ServingEndpointDetailed, access: Access) -> None:
+    """Replace the endpoint's direct permissions: the caller and managers manage, readers query."""
+    from databricks.sdk.service.serving import (
+        ServingEndpointAccessControlRequest,
+        ServingEndpointPermissionLevel,
+    )
+
+    manage = ServingEndpointPermissionLevel.CAN_MANAGE
+    query = ServingEndpointPermissionLevel.CAN_QUERY
+    entries = [
+        ServingEndpointAccessControlRequest(permission_level=manage, **_caller_entry(client))
+    ]
+    entries += [
+        ServingEndpointAccessControlRequest(group_name=group, permission_level=manage)
+        for group in access.manage_groups
+    ]
+    entries += [
+        ServingEndpointAccessControlRequest(group_name=group, permission_level=query)
+        for group in access.query_groups
+        if group not in access.manage_groups
+    ]
+    endpoint_id = str(endpoint.id or "")
+    if not endpoint_id:
+        raise EndpointUpdateError(f"serving endpoint {endpoint.name} reports no id to set ACLs on")
+    _call(
+        "setting permissions",
+        str(endpoint.name),
+        lambda: client.serving_endpoints.set_permissions(
+            serving_endpoint_id=endpoint_id, access_control_list=entries
+        ),
+    )
+
+
+def serve_version(
+    client: WorkspaceClient,
     endpoint: str,
     model_name: str,
     version: str,
     *,
-    wait_s: float = 1200.0,
-    poll_s: float = 10.0,
+    sizing: Sizing,
+    access: Access,
+    wait: timedelta = timedelta(minutes=20),
 ) -> dict[str, Any]:
-    """Serve ``model_name`` version ``version`` on ``endpoint``; wait until it is ready.
+    """Make ``endpoint`` serve ``model_name`` version ``version`` with ``sizing``; wait for READY.
 
-    Only served entities whose ``entity_name`` is ``model_name`` change; an endpoint that
-    already serves the version is left alone. Returns ``{"endpoint", "model", "version",
-    "previous_versions", "changed"}``.
+    Returns ``{"endpoint", "model", "version", "previous_versions", "action"}`` with action
+    ``created``, ``updated`` or ``unchanged``.
 
     Raises:
-        EndpointUpdateError: the endpoint does not serve ``model_name``, the update
-            failed or was cancelled, or it was not ready within ``wait_s``.
+        EndpointUpdateError: the endpoint serves another model, the create or update failed or
+            timed out, or the endpoint is not READY on the version afterwards.
     """
-    current = api.get_endpoint(endpoint)
-    entities = _served_entities(current, endpoint)
-    ours = [e for e in entities if e.get("entity_name") == model_name]
-    if not ours:
-        served = sorted({str(e.get("entity_name")) for e in entities})
+    from databricks.sdk.errors import NotFound
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, Route, TrafficConfig
+
+    entity = sizing.entity(model_name, version)
+    traffic = TrafficConfig(routes=[Route(served_model_name=SERVED_ENTITY, traffic_percentage=100)])
+    try:
+        current = client.serving_endpoints.get(name=endpoint)
+    except NotFound:
+        current = None
+    except _sdk_errors() as exc:
         raise EndpointUpdateError(
-            f"serving endpoint {endpoint} serves {served}, not {model_name}: check the bundle's "
-            "model_name variable"
+            f"serving endpoint {endpoint}: reading it failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+    previous: list[str] = []
+    if current is None:
+        action = "created"
+        config = EndpointCoreConfigInput(
+            name=endpoint, served_entities=[entity], traffic_config=traffic
         )
-    previous = sorted({str(e.get("entity_version")) for e in ours})
-    result = {
+        _call(
+            "create",
+            endpoint,
+            lambda: client.serving_endpoints.create_and_wait(
+                name=endpoint, config=config, timeout=wait
+            ),
+        )
+    else:
+        if _config_update(current) == "IN_PROGRESS":  # another update first: wait it out
+            current = _call(
+                "waiting for the update in progress",
+                endpoint,
+                lambda: client.serving_endpoints.wait_get_serving_endpoint_not_updating(
+                    name=endpoint, timeout=wait
+                ),
+            )
+        served = _current_entities(current)
+        ours = [e for e in served if e.entity_name == model_name]
+        if served and not ours:
+            names = sorted({str(e.entity_name) for e in served})
+            raise EndpointUpdateError(
+                f"serving endpoint {endpoint} serves {names}, not {model_name}: another model's "
+                "endpoint of that name exists (choose another endpoint_name)"
+            )
+        previous = sorted({str(e.entity_version) for e in ours})
+        unchanged = (
+            len(served) == 1
+            and previous == [str(version)]
+            and sizing.matches(ours[0])
+            and _ready(current) == "READY"
+        )
+        action = "unchanged" if unchanged else "updated"
+        if not unchanged:
+            _call(
+                "config update",
+                endpoint,
+                lambda: client.serving_endpoints.update_config_and_wait(
+                    name=endpoint, served_entities=[entity], traffic_config=traffic, timeout=wait
+                ),
+            )
+    final = _call("reading it back", endpoint, lambda: client.serving_endpoints.get(name=endpoint))
+    serving = sorted(
+        {str(e.entity_version) for e in _current_entities(final) if e.entity_name == model_name}
+    )
+    if serving != [str(version)] or _ready(final) != "READY":
+        raise EndpointUpdateError(
+            f"serving endpoint {endpoint} serves versions {serving} of {model_name} "
+            f"(ready={_ready(final)}, config_update={_config_update(final)}), not version "
+            f"{version}: the update did not take effect (see the endpoint's events)"
+        )
+    set_access(client, final, access)
+    return {
         "endpoint": endpoint,
         "model": model_name,
         "version": str(version),
         "previous_versions": previous,
-        "changed": previous != [str(version)],
+        "action": action,
     }
-    if not result["changed"]:
-        return result
-    updated = []
-    for entity in entities:
-        item = {key: entity[key] for key in ENTITY_INPUT_FIELDS if key in entity}
-        if entity.get("entity_name") == model_name:
-            item["entity_version"] = str(version)
-        updated.append(item)
-    config: dict[str, Any] = {"served_entities": updated}
-    traffic = (current.get("config") or {}).get("traffic_config")
-    if traffic:
-        config["traffic_config"] = traffic
-    api.put_config(endpoint, config)
-    wait_until_ready(api, endpoint, wait_s=wait_s, poll_s=poll_s)
-    return result
 
 
-def wait_until_ready(api: WorkspaceApi, endpoint: str, *, wait_s: float, poll_s: float) -> None:
-    """Poll the endpoint's state until its config update is done and it is ready."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        state = api.get_endpoint(endpoint).get("state") or {}
-        update, ready = state.get("config_update"), state.get("ready")
-        if update in ("UPDATE_FAILED", "UPDATE_CANCELED"):
-            raise EndpointUpdateError(
-                f"serving endpoint {endpoint}: config update {update}; the previous version "
-                "keeps serving (see the endpoint's events in the workspace)"
-            )
-        if update == "NOT_UPDATING" and ready == "READY":
-            return
-        if time.monotonic() >= deadline:
-            raise EndpointUpdateError(
-                f"serving endpoint {endpoint} not ready after {wait_s:g} s "
-                f"(config_update={update}, ready={ready})"
-            )
-        time.sleep(poll_s)  # the workspace reports progress only when asked
-
-
-def update_to_alias(
-    api: WorkspaceApi,
+def serve_alias(
+    client: WorkspaceClient,
     endpoint: str,
     registry_uri: str,
     model_name: str,
     alias: str,
-    **wait: float,
+    *,
+    sizing: Sizing,
+    access: Access,
+    **options: Any,
 ) -> dict[str, Any]:
-    """:func:`update_endpoint` to the version ``models:/<model_name>@<alias>`` resolves to."""
+    """:func:`serve_version` with the version ``models:/<model_name>@<alias>`` resolves to."""
     version = resolve_alias(registry_uri, model_name, alias)
-    return update_endpoint(api, endpoint, model_name, version, **wait)
+    return serve_version(
+        client, endpoint, model_name, version, sizing=sizing, access=access, **options
+    )

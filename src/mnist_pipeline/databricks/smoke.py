@@ -1,34 +1,36 @@
 """Smoke test of a serving endpoint: real MNIST test digits, sent as the seed sends them.
 
-Each image goes as a raw 28×28 array of 0–255 integers in ``{"instances": [...]}``
-through the project's client (:func:`mnist_pipeline.client.post_images`), one request per
-image, and the answered digit must be the label. Reads the test split's IDX files (the
-deploy pipeline has cached them under ``MNIST_CACHE_DIR``); needs only the client's
-dependencies (numpy, requests), not TensorFlow.
+Each image goes alone as a raw 28×28 array of 0–255 integers, ``{"instances": [image]}``,
+through the official client (``databricks-sdk``'s ``serving_endpoints.query``, with its
+authentication chain and its retries of 429/503 answers while a scaled-to-zero endpoint
+wakes up), and the answered digit must be the label. Reads the test split's IDX files (the
+deploy pipeline has cached them under ``MNIST_CACHE_DIR``); needs no TensorFlow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_pipeline.client import post_images
-from mnist_pipeline.client.http import DEFAULT_TOKEN_ENV
 from mnist_pipeline.datasets.idx import parse_idx
+
+if TYPE_CHECKING:
+    from databricks.sdk import WorkspaceClient
 
 IMAGES_FILE = "t10k-images-idx3-ubyte.gz"
 LABELS_FILE = "t10k-labels-idx1-ubyte.gz"
 
 
 class SmokeTestError(RuntimeError):
-    """The endpoint answered, but not with the right digits."""
+    """The endpoint could not answer, or answered the wrong digits (the message says which)."""
 
 
 @dataclass(frozen=True)
 class SmokeResult:
-    url: str
+    endpoint: str
     labels: list[int]
     digits: list[int]
 
@@ -54,34 +56,41 @@ def load_test_digits(folder: str | Path, count: int) -> tuple[np.ndarray, np.nda
     return images[:count], labels[:count]
 
 
+def _digit(predictions: object, endpoint: str) -> int:
+    probabilities = np.asarray(predictions, dtype=np.float64)
+    if probabilities.shape != (1, 10):
+        raise SmokeTestError(
+            f"serving endpoint {endpoint} answered predictions of shape {probabilities.shape}; "
+            "expected (1, 10) for one image"
+        )
+    return int(np.argmax(probabilities[0]))
+
+
 def smoke_test(
-    url: str,
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    token_env: str | None = DEFAULT_TOKEN_ENV,
-    timeout_s: float = 30.0,
-    retries: int = 5,
+    client: WorkspaceClient, endpoint: str, images: np.ndarray, labels: np.ndarray
 ) -> SmokeResult:
     """Send each image alone as ``{"instances": [28×28]}``; every digit must match its label.
 
     Raises:
-        SmokeTestError: a digit differs from its label (all answers are in the message).
-        mnist_pipeline.client.ClientError: the endpoint could not answer.
+        SmokeTestError: the endpoint refused or could not answer, answered in another shape,
+            or a digit differs from its label (all answers are in the message).
     """
+    from databricks.sdk.errors import DatabricksError
+
     digits = []
     for image in images:
-        probabilities = post_images(
-            url,
-            np.asarray(image, dtype=np.uint8)[np.newaxis],
-            token_env=token_env,
-            timeout_s=timeout_s,
-            retries=retries,
-        )
-        digits.append(int(np.argmax(probabilities[0])))
-    result = SmokeResult(url=url, labels=[int(x) for x in labels], digits=digits)
+        pixels = np.asarray(image, dtype=np.uint8).astype(int).tolist()
+        try:
+            answer = client.serving_endpoints.query(name=endpoint, instances=[pixels])
+        except (DatabricksError, ValueError) as exc:
+            raise SmokeTestError(
+                f"serving endpoint {endpoint} did not answer: {type(exc).__name__}: {exc}"
+            ) from exc
+        digits.append(_digit(answer.predictions, endpoint))
+    result = SmokeResult(endpoint=endpoint, labels=[int(x) for x in labels], digits=digits)
     if result.correct != len(digits):
         raise SmokeTestError(
-            f"{url} answered digits {result.digits} for test images labelled {result.labels}"
+            f"serving endpoint {endpoint} answered digits {result.digits} for test images "
+            f"labelled {result.labels}"
         )
     return result
