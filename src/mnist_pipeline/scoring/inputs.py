@@ -11,8 +11,8 @@ plain path list keeps the storage options out of Hadoop.
   (:func:`mnist_pipeline.client.image.load_mnist_image`): one implementation for the
   client, the batch job and anything else that scores photos.
 * Model-input shards hold float32 in [0, 1]; the model takes 0–255 and its contract
-  accepts [0, 1] silently, so they are rescaled (× 255) and *not* passed through the
-  MNIST convention (they already are MNIST images).
+  refuses images scaled to [0, 1], so they are rescaled (× 255) and *not* passed through
+  the MNIST convention (they already are MNIST images).
 """
 
 from __future__ import annotations
