@@ -55,9 +55,13 @@ class FakePredictor:
 
 
 @contextmanager
-def serving(settings: ServerSettings, token: str | None = None) -> Iterator[tuple[str, int]]:
+def serving(
+    settings: ServerSettings, token: str | None = None, inference_log=None
+) -> Iterator[tuple[str, int]]:
     """The app on uvicorn with ``settings``' guards, on 127.0.0.1 and a free port."""
-    app = create_app(FakePredictor(), MODEL_INFO, settings.limits, token=token)
+    app = create_app(
+        FakePredictor(), MODEL_INFO, settings.limits, token=token, inference_log=inference_log
+    )
     server = uvicorn_server(app, settings)
     sock = bind_socket("127.0.0.1", 0)  # listening already: connections queue until served
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -178,6 +182,23 @@ def test_status_route_shows_no_filesystem_path(strict) -> None:
         "run_id": "abc",
         "model_uri": "models:/mnist_cnn/3",
     }
+
+
+def test_status_route_shows_the_inference_log_counters_but_not_its_path(tmp_path) -> None:
+    from mnist_pipeline.serving.inference_log import InferenceLog, InferenceLogSettings
+
+    folder = tmp_path / "secret-place" / "inference_log"
+    log = InferenceLog(InferenceLogSettings(path=str(folder)), MODEL_INFO)
+    try:
+        with serving(ServerSettings(), inference_log=log) as (host, port):
+            url = f"http://{host}:{port}"
+            assert requests.post(f"{url}/invocations", json={"instances": [IMAGE]}, timeout=30).ok
+            log.flush()
+            answer = requests.get(f"{url}/v1/models/mnist_cnn", timeout=30)
+    finally:
+        log.close()
+    assert answer.json()["inference_log"]["records"] == 1
+    assert "secret-place" not in answer.text and str(tmp_path) not in answer.text
 
 
 def test_token_comparison() -> None:

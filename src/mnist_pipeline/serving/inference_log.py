@@ -199,11 +199,9 @@ class InferenceLog:
         response.headers[REQUEST_ID_HEADER] = request_id
 
     def status(self) -> dict[str, Any]:
-        """Counters for the status route."""
-        from mnist_pipeline.registry.config import redact_uri
-
+        """Counters for the status route: no path or URI (the server's log names it)."""
         return {
-            "path": redact_uri(self.settings.path),
+            "destination": "object store" if self.settings.remote else "local folder",
             "records": self.records,
             "dropped": self.dropped,
             "queued": self._queue.qsize(),
@@ -371,6 +369,8 @@ def open_inference_log(settings: Any, model_info: dict[str, Any]) -> InferenceLo
     log_settings = InferenceLogSettings.from_params(params)
     if not log_settings.enabled:
         return None
+    from mnist_pipeline.registry.config import redact_uri
+
     log = InferenceLog(log_settings, model_info)
-    logger.info("Logging predictions to %s", log.status()["path"])
+    logger.info("Logging predictions to %s", redact_uri(log_settings.path))
     return log
