@@ -30,6 +30,10 @@ EXPECTED: dict[str, str] = {
     "mnist_pipeline.registry.gate.GateConfigError": (
         "fix promotion.gate in parameters_promotion.yml"
     ),
+    "mnist_pipeline.registry.probe.ProbeSettingsError": (
+        "set MNIST_REGISTRY_PROBE_TIMEOUT_S (≥ 1) and MNIST_REGISTRY_PROBE_RETRIES (≥ 0) to whole "
+        "numbers, or unset them for the defaults"
+    ),
     "mnist_pipeline.registry.config.RegistryConfigError": (
         "fix the MLflow URIs (mlflow_stores in globals.yml, MLFLOW_<WORKSPACE>_* variables)"
     ),
@@ -63,6 +67,10 @@ EXPECTED: dict[str, str] = {
     ),
     "mnist_pipeline.serving.server.ServerStartError": (
         "choose another --port / MNIST_SERVING_PORT, or stop what holds it"
+    ),
+    "mnist_pipeline.serving.inference_log.InferenceLogError": (
+        "fix inference_log.path (MNIST_INFERENCE_LOG) or the folder's permissions; an empty path "
+        "turns the log off"
     ),
     "kedro.config.abstract_config.MissingConfigException": (
         "add the configuration file named above, or check --env"
