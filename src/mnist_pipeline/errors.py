@@ -59,6 +59,17 @@ EXPECTED: dict[str, str] = {
         "fix the parameter named above (conf/<env>/parameters_*.yml or --params)"
     ),
     "mnist_pipeline.storage.StorageError": "check the storage URL and its credentials",
+    "mnist_pipeline.scoring.inputs.ScoringInputError": (
+        "point batch_scoring.input.path (BATCH_SCORING_INPUT) at a folder, glob or model-input "
+        "split that holds files"
+    ),
+    "mnist_pipeline.scoring.output.ScoringOutputError": (
+        "point batch_scoring.output.path (BATCH_SCORING_OUTPUT) at a folder or object prefix"
+    ),
+    "mnist_pipeline.scoring.output.ConcurrentOutputError": (
+        "the other job's output stands; run one batch-scoring job per output at a time, then "
+        "run this one again"
+    ),
     "mnist_pipeline.serving.model.ModelResolutionError": (
         "check deploy_model (name, alias) and the production registry URI"
     ),
