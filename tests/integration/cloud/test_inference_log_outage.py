@@ -113,3 +113,27 @@ def test_the_server_module_skips_gcsfs_grpc_bucket_probe_as_storage_does():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "false"
+
+
+def test_monitoring_a_log_whose_endpoint_is_down_fails_with_one_line(quick_gcs_retries, caplog):
+    """No raw ClientConnectorError traceback: a StorageError naming the URL and the setting
+    (the run prints it and a fix); gcsfs's own record of its last retry has no traceback."""
+    from mnist_pipeline.errors import expected_failure
+    from mnist_pipeline.monitoring.window import PredictionSource
+    from mnist_pipeline.pipelines.monitoring.nodes import drift_report
+    from mnist_pipeline.storage import StorageError
+    from tools.cloud.emulators import free_port
+
+    caplog.set_level(logging.DEBUG, logger="gcsfs")
+    down = {"endpoint_url": f"http://127.0.0.1:{free_port()}", "token": "anon"}
+    source = PredictionSource("inference_log", "gs://production/inference", down)
+    reference = {"model": {"name": "mnist_cnn", "version": "3"}}
+    params = {"source": "inference_log", "window": 1000, "thresholds": {}}
+    with pytest.raises(StorageError) as caught:
+        drift_report(source, None, reference, params)
+    message = str(caught.value)
+    assert message.startswith("could not read gs://production/inference: the storage endpoint")
+    assert "MNIST_INFERENCE_LOG" in message and len(message.splitlines()) == 1
+    assert expected_failure(caught.value) is not None
+    gcsfs_records = [record for record in caplog.records if record.name == "gcsfs"]
+    assert gcsfs_records and all(record.exc_info is None for record in gcsfs_records)
