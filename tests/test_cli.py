@@ -63,3 +63,35 @@ def test_the_server_module_refuses_a_port_out_of_range(capsys):
         main(["--model-uri", "models:/mnist_cnn@production", "--port", "70000"])
     assert exited.value.code == 2
     assert "expected a TCP port 0-65535" in capsys.readouterr().err
+
+
+def test_deploy_against_an_unreachable_production_server_fails_at_once_with_its_report(
+    monkeypatch, project_root, tmp_path
+):
+    """kedro-mlflow would retry for minutes (250 s) and end in raw MlflowException tracebacks
+    with no report; the bounded probe stops the run before its first node, in one line, and
+    the deployment report says NOT DEPLOYABLE (an earlier report is not left as this run's)."""
+    import json
+    import socket
+
+    from kedro.framework.startup import bootstrap_project
+
+    with socket.socket() as sock:  # a port nothing listens on: a stopped server
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.chdir(project_root)
+    for name in ("TRACKING_URI", "REGISTRY_URI"):
+        monkeypatch.setenv(f"MLFLOW_PRODUCTION_{name}", url)
+    monkeypatch.setenv("MNIST_DATA_ROOT", str(tmp_path / "data"))
+    reports = tmp_path / "data" / "08_reporting"
+    reports.mkdir(parents=True)
+    (reports / "deployment_report.json").write_text('{"deployable": true}')  # an old verdict
+    bootstrap_project(project_root)
+    result = CliRunner().invoke(project_cli.cli, ["run", "--env", "gcp", "--pipelines", "deploy"])
+    _one_line(result, 1, f"production tracking store {url} is unreachable")
+    assert "Fix: check the store's URI (MLFLOW_<WORKSPACE>_TRACKING_URI)" in result.output
+    written = json.loads((reports / "deployment_report.json").read_text())
+    assert written["deployable"] is False and written["model"]["registry_uri"] == url
+    [failure] = written["failures"]
+    assert failure.startswith("the deploy did not start: RunStoreUnreachableError: production")
+    assert "NOT DEPLOYABLE" in (reports / "deployment_summary.md").read_text()

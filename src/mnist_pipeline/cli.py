@@ -32,7 +32,39 @@ def _run(**kwargs: Any) -> Any:
         if failure is None:
             raise  # unexpected: the full traceback
         report(failure)
+        requested = set(kwargs.get("pipelines") or []) | {kwargs.get("pipeline")}
+        if "deploy" in requested and _stopped_before_any_node(failure.exception):
+            _save_deploy_refusal(kwargs, failure.message)
         raise SystemExit(EXIT_EXPECTED) from None
+
+
+def _stopped_before_any_node(exc: BaseException) -> bool:
+    from mnist_pipeline.registry.hooks import RunStoreUnreachableError
+
+    return isinstance(exc, RunStoreUnreachableError)
+
+
+def _save_deploy_refusal(kwargs: dict[str, Any], message: str) -> None:
+    """A deploy that stopped before its first node still writes its (refusing) report, so no
+    earlier report is read as this run's verdict."""
+    import logging
+
+    from kedro.io import DataCatalog
+
+    from mnist_pipeline.pipelines.deploy.nodes import refusal_report, summarise_deployment
+
+    try:
+        loader = _config_loader(kwargs.get("env"), kwargs.get("conf_source"), kwargs.get("params"))
+        entries = loader["catalog"]
+        names = ("deployment_report", "deployment_summary")
+        catalog = DataCatalog.from_config({name: entries[name] for name in names})
+        refusal = refusal_report(loader["parameters"]["deploy_model"], message)
+        catalog.save("deployment_report", refusal)
+        catalog.save("deployment_summary", summarise_deployment(refusal))
+    except Exception as exc:  # the failure above is what matters; say why no report
+        logging.getLogger(__name__).warning(
+            "the deployment report was not written: %s: %s", type(exc).__name__, exc
+        )
 
 
 # Kedro takes `run` from this module (``kedro run`` and ``python -m mnist_pipeline``): its
@@ -54,15 +86,21 @@ def cli() -> None:
 cli.add_command(run)
 
 
-def _parameters(env: str | None) -> dict[str, Any]:
+def _config_loader(
+    env: str | None, conf_source: str | None = None, params: dict[str, Any] | None = None
+) -> Any:
     project_path = Path.cwd()
     bootstrap_project(project_path)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=conf_source or str(project_path / settings.CONF_SOURCE),
         env=env,
+        runtime_params=params or None,
         **settings.CONFIG_LOADER_ARGS,
     )
-    return loader["parameters"]
+
+
+def _parameters(env: str | None) -> dict[str, Any]:
+    return _config_loader(env)["parameters"]
 
 
 @cli.command()
