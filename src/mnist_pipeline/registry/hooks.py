@@ -13,6 +13,7 @@ from mnist_pipeline.registry.config import (
     ensure_local_store,
     redact_uri,
     redact_values,
+    scheme_of,
 )
 from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable
 
@@ -25,7 +26,7 @@ class RunStoreUnreachableError(RegistryUnreachableError):
 
 def _is_server(uri: Any) -> bool:
     """An MLflow tracking server (REST over HTTP), the kind that can stop answering."""
-    return isinstance(uri, str) and uri.split("://", 1)[0].lower() in ("http", "https")
+    return isinstance(uri, str) and scheme_of(uri) in ("http", "https")
 
 
 class MlflowLocalStoreHook:
