@@ -298,6 +298,7 @@ class InferenceLog:
         shown = storage.redact(settings.path, settings.storage_options)
         self._writing = _Trouble(f"write to {self._folder}")
         self._uploading = _Trouble(f"upload to {shown}")
+        self._spooling = _Trouble(f"keep every segment not yet uploaded in {self._folder}")
         # Closed segments not uploaded or deleted yet → their records (ours and adopted ones);
         # shared by the writer (closes, evicts) and the uploader (uploads) under the lock.
         self._lock = threading.Lock()
@@ -382,7 +383,11 @@ class InferenceLog:
             "write_errors": self.write_errors,
             "segments_closed": self.segments_closed,
             "segments_deleted": self.segments_deleted,
-            "failing": [t.doing.split(" ")[0] for t in (self._writing, self._uploading) if t.since],
+            "failing": [
+                t.doing.split(" ")[0]
+                for t in (self._writing, self._uploading, self._spooling)
+                if t.since
+            ],
             "last_error": self.last_error,
         }
         if self.settings.remote:
@@ -594,7 +599,7 @@ class InferenceLog:
                         f"the spool folder is over its bound of {self.settings.max_total_bytes:,}"
                         f" bytes: deleted {oldest.name} ({records} records not uploaded)"
                     )
-                    self._uploading.failed(self.last_error, self.lost, records)
+                    self._spooling.failed(self.last_error, self.lost, records)
 
     # ── uploader thread (remote logs only) ────────────────────────────────────
     def _adopt_leftovers(self) -> None:
@@ -631,6 +636,7 @@ class InferenceLog:
         while True:
             with self._lock:
                 if not self._closed:
+                    self._spooling.recovered(self.lost)  # the spool is empty again
                     return True
                 name = min(self._closed)
                 records = self._closed[name]

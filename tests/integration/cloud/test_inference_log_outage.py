@@ -73,7 +73,7 @@ def test_a_storage_outage_loses_nothing_silently_and_uploads_resume(
     _until(lambda: log.status()["upload_errors"] > 0)
     during = log.status()
     assert during["dropped"] == 0 and during["records"] == 41 * 20  # the writer kept up
-    assert during["evicted"] > 0 and during["failing"] == ["upload"]
+    assert during["evicted"] > 0 and during["failing"] == ["upload", "keep"]
 
     restarted = Emulators(
         own_emulators.folder, own_emulators.azurite_port, own_emulators.gcs_port, services=GCS_ONLY
@@ -94,11 +94,16 @@ def test_a_storage_outage_loses_nothing_silently_and_uploads_resume(
     assert status["received"] == 41 * 20 == len(in_bucket) + status["lost"]
     assert status["lost"] == status["evicted"] > 0
     assert not list((tmp_path / "spool").glob("*.jsonl"))
-    warnings = "\n".join(record.getMessage() for record in caplog.records)
-    assert f"cannot upload to {url}" in warnings
-    assert "the spool folder is over its bound" in warnings
-    assert f"could upload to {url} again after" in warnings
-    assert f"{status['evicted']} records were lost meanwhile" in warnings
+    warnings = [
+        record.getMessage() for record in caplog.records if "inference log" in record.getMessage()
+    ]
+    assert any(f"cannot upload to {url}" in warning for warning in warnings)
+    [evicting] = [warning for warning in warnings if "cannot keep every segment" in warning]
+    assert "the spool folder is over its bound of 100,000 bytes: deleted inference-" in evicting
+    assert sum(f"could upload to {url} again" in warning for warning in warnings) == 1
+    [kept] = [warning for warning in warnings if "could keep every segment" in warning]
+    assert f"{status['evicted']} records were lost meanwhile" in kept
+    assert status["failing"] == []
 
 
 def test_the_server_module_skips_gcsfs_grpc_bucket_probe_as_storage_does():
