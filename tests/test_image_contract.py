@@ -42,3 +42,35 @@ def test_refused(images, message):
 def test_batch_limit():
     with pytest.raises(ImageContractError, match="batch of 5 images exceeds the limit of 4"):
         to_model_batch(np.zeros((5, 28, 28)), max_batch=4)
+
+
+def _digit(high: float = 255.0) -> np.ndarray:
+    """A stroke of ink on a blank background, ink = ``high``."""
+    image = np.zeros((28, 28), np.float32)
+    image[6:22, 12:16] = high
+    image[6:22, 11] = high / 2  # anti-aliased edge
+    return image
+
+
+def test_an_image_scaled_to_0_1_is_refused_naming_the_0_255_contract():
+    """The Keras tutorials' [0, 1] convention would read as an almost blank 0-255 image."""
+    scaled = _digit(1.0)
+    with pytest.raises(ImageContractError, match=r"image 0 looks scaled to \[0, 1\].*0-255"):
+        to_model_batch(scaled)
+    batch = np.stack([_digit(), _digit(1.0)])  # one of two: named by its index
+    with pytest.raises(ImageContractError, match=r"image 1 looks scaled to \[0, 1\]"):
+        to_model_batch(batch)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.eye(28, dtype=np.uint8),  # 0-255 pixels that happen to be only 0s and 1s
+        np.eye(28, dtype=np.float32),  # the same as floats: no fractional pixel
+        np.zeros((28, 28), np.float32),  # blank
+        _digit(),  # an ordinary 0-255 image with fractional edges
+    ],
+    ids=["uint8-0-1", "float-0-1", "blank", "0-255-fractional"],
+)
+def test_0_255_images_without_the_unit_scale_signature_stay_valid(image):
+    np.testing.assert_array_equal(to_model_batch(image)[0, ..., 0], image)

@@ -42,6 +42,16 @@ def test_every_environments_parameters_are_valid(env):
         ),
         (("evaluation", "batch_size", "big"), "evaluation.batch_size = 'big': input should be"),
         (("preprocessing", "validation_size", 0), "preprocessing.validation_size = 0: input"),
+        (
+            ("deploy_validation", "min_acuracy", 0.99),
+            "deploy_validation.min_acuracy = 0.99: unknown key; allowed here: num_images, seed, "
+            "min_accuracy, atol",
+        ),
+        (("deploy_validation", "num_images", -5), "deploy_validation.num_images = -5: input"),
+        (("serving", "port", "abc"), "serving.port = 'abc': input should be a valid integer"),
+        (("serving", "port", 70000), "serving.port = 70000: input should be less than or equal"),
+        (("inference_log", "pixels_sample_rate", 2), "inference_log.pixels_sample_rate = 2: "),
+        (("deploy_environment", "env_manager", "pip"), "deploy_environment.env_manager = 'pip'"),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_and_what_is_allowed(base, change, message):
@@ -102,3 +112,24 @@ def test_the_hook_checks_only_the_stages_of_the_pipeline_being_run(base):
         "training",
         "promotion",
     }
+
+
+def test_the_deploy_pipeline_has_its_validation_settings_checked_before_any_node(base):
+    """A misspelt deploy_validation key used to be ignored (the run went ahead with the
+    default) and num_images = -5 failed late with a traceback."""
+    from mnist_pipeline.pipelines.deploy import create_pipeline
+
+    parameters = copy.deepcopy(base)
+    parameters["deploy_validation"]["min_acuracy"] = parameters["deploy_validation"].pop(
+        "min_accuracy"
+    )
+    parameters["deploy_validation"]["num_images"] = -5
+    hook = ParametersValidationHook()
+    with pytest.raises(ParametersError) as error:
+        hook.before_pipeline_run({}, create_pipeline(), _Catalog(parameters))
+    message = str(error.value)
+    assert "deploy_validation.min_acuracy = 0.97: unknown key" in message
+    assert "deploy_validation.min_accuracy: missing" in message
+    assert "deploy_validation.num_images = -5: input should be greater than or equal to 1" in (
+        message
+    )

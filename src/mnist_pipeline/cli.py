@@ -32,7 +32,39 @@ def _run(**kwargs: Any) -> Any:
         if failure is None:
             raise  # unexpected: the full traceback
         report(failure)
+        requested = set(kwargs.get("pipelines") or []) | {kwargs.get("pipeline")}
+        if "deploy" in requested and _stopped_before_any_node(failure.exception):
+            _save_deploy_refusal(kwargs, failure.message)
         raise SystemExit(EXIT_EXPECTED) from None
+
+
+def _stopped_before_any_node(exc: BaseException) -> bool:
+    from mnist_pipeline.registry.hooks import RunStoreUnreachableError
+
+    return isinstance(exc, RunStoreUnreachableError)
+
+
+def _save_deploy_refusal(kwargs: dict[str, Any], message: str) -> None:
+    """A deploy that stopped before its first node still writes its (refusing) report, so no
+    earlier report is read as this run's verdict."""
+    import logging
+
+    from kedro.io import DataCatalog
+
+    from mnist_pipeline.pipelines.deploy.nodes import refusal_report, summarise_deployment
+
+    try:
+        loader = _config_loader(kwargs.get("env"), kwargs.get("conf_source"), kwargs.get("params"))
+        entries = loader["catalog"]
+        names = ("deployment_report", "deployment_summary")
+        catalog = DataCatalog.from_config({name: entries[name] for name in names})
+        refusal = refusal_report(loader["parameters"]["deploy_model"], message)
+        catalog.save("deployment_report", refusal)
+        catalog.save("deployment_summary", summarise_deployment(refusal))
+    except Exception as exc:  # the failure above is what matters; say why no report
+        logging.getLogger(__name__).warning(
+            "the deployment report was not written: %s: %s", type(exc).__name__, exc
+        )
 
 
 # Kedro takes `run` from this module (``kedro run`` and ``python -m mnist_pipeline``): its
@@ -54,21 +86,32 @@ def cli() -> None:
 cli.add_command(run)
 
 
-def _parameters(env: str | None) -> dict[str, Any]:
+def _config_loader(
+    env: str | None, conf_source: str | None = None, params: dict[str, Any] | None = None
+) -> Any:
     project_path = Path.cwd()
     bootstrap_project(project_path)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=conf_source or str(project_path / settings.CONF_SOURCE),
         env=env,
+        runtime_params=params or None,
         **settings.CONFIG_LOADER_ARGS,
     )
-    return loader["parameters"]
+
+
+def _parameters(env: str | None) -> dict[str, Any]:
+    return _config_loader(env)["parameters"]
 
 
 @cli.command()
 @click.option("--env", "-e", default=None, help="Kedro environment, e.g. gcp (production).")
 @click.option("--host", default=None, help="Interface to bind (default: serving.host, 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="TCP port (default: serving.port, 8501).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="TCP port (default: serving.port, 8501; 0: any free port).",
+)
 @click.option(
     "--model-uri",
     default=None,
@@ -90,28 +133,44 @@ def serve(
     """Serve the production model over REST until Ctrl-C.
 
     Beyond loopback it needs a bearer token in $MNIST_SERVER_TOKEN (or --allow-unauthenticated).
+    A setting that cannot work (serving.*, inference_log.*, the registry) ends with one line
+    naming it, and the fix, instead of a traceback.
     """
+    try:
+        _serve(env, host, port, model_uri, allow_unauthenticated)
+    except Exception as exc:
+        failure = expected_failure(exc)
+        if failure is None:
+            raise  # unexpected: the full traceback
+        report(failure)
+        raise SystemExit(EXIT_EXPECTED) from None
+
+
+def _serve(
+    env: str | None,
+    host: str | None,
+    port: int | None,
+    model_uri: str | None,
+    allow_unauthenticated: bool,
+) -> None:
+    from mnist_pipeline.parameters import check, operations
     from mnist_pipeline.serving import ServerSettings, run_server
-    from mnist_pipeline.serving.model import ModelLoadError, ModelResolutionError
-    from mnist_pipeline.serving.server import ServerStartError
 
     parameters = _parameters(env)
-    model = parameters["deploy_model"]
+    model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")
     server = dict(parameters.get("serving") or {})
-    # The inference log (parameters_inference_log.yml) is for this server only: deploy's
-    # validation server never gets it, so validation traffic stays out of the log.
-    log = parameters.get("inference_log") or {}
-    server["inference_log"] = str(log.get("path") or "")
-    server["inference_log_pixels"] = log.get("pixels_sample_rate") or 0.0
-    server["inference_log_max_bytes"] = log.get("max_bytes") or 512 * 1024 * 1024
     if host is not None:
         server["host"] = host
     if port is not None:
         server["port"] = port
     if allow_unauthenticated:
         server["allow_unauthenticated"] = True
-    uri = model_uri or f"models:/{model['name']}@{model['alias']}"
-    try:
-        run_server(uri, model["registry_uri"], ServerSettings.from_params(server))
-    except (ModelResolutionError, ModelLoadError, ServerStartError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    check(operations.Serving, server, "serving")
+    # The inference log (parameters_inference_log.yml) is for this server only: deploy's
+    # validation server never gets it, so validation traffic stays out of the log.
+    log = check(operations.InferenceLog, parameters.get("inference_log"), "inference_log")
+    server["inference_log"] = log.path
+    server["inference_log_pixels"] = log.pixels_sample_rate
+    server["inference_log_max_bytes"] = log.max_bytes
+    uri = model_uri or f"models:/{model.name}@{model.alias}"
+    run_server(uri, model.registry_uri, ServerSettings.from_params(server))

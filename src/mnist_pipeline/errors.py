@@ -30,6 +30,10 @@ EXPECTED: dict[str, str] = {
     "mnist_pipeline.registry.gate.GateConfigError": (
         "fix promotion.gate in parameters_promotion.yml"
     ),
+    "mnist_pipeline.registry.probe.ProbeSettingsError": (
+        "set MNIST_REGISTRY_PROBE_TIMEOUT_S (≥ 1) and MNIST_REGISTRY_PROBE_RETRIES (≥ 0) to whole "
+        "numbers, or unset them for the defaults"
+    ),
     "mnist_pipeline.registry.config.RegistryConfigError": (
         "fix the MLflow URIs (mlflow_stores in globals.yml, MLFLOW_<WORKSPACE>_* variables)"
     ),
@@ -55,6 +59,17 @@ EXPECTED: dict[str, str] = {
         "fix the parameter named above (conf/<env>/parameters_*.yml or --params)"
     ),
     "mnist_pipeline.storage.StorageError": "check the storage URL and its credentials",
+    "mnist_pipeline.scoring.inputs.ScoringInputError": (
+        "point batch_scoring.input.path (BATCH_SCORING_INPUT) at a folder, glob or model-input "
+        "split that holds files"
+    ),
+    "mnist_pipeline.scoring.output.ScoringOutputError": (
+        "point batch_scoring.output.path (BATCH_SCORING_OUTPUT) at a folder or object prefix"
+    ),
+    "mnist_pipeline.scoring.output.ConcurrentOutputError": (
+        "the other job's output stands; run one batch-scoring job per output at a time, then "
+        "run this one again"
+    ),
     "mnist_pipeline.serving.model.ModelResolutionError": (
         "check deploy_model (name, alias) and the production registry URI"
     ),
@@ -63,6 +78,10 @@ EXPECTED: dict[str, str] = {
     ),
     "mnist_pipeline.serving.server.ServerStartError": (
         "choose another --port / MNIST_SERVING_PORT, or stop what holds it"
+    ),
+    "mnist_pipeline.serving.inference_log.InferenceLogError": (
+        "fix inference_log.path (MNIST_INFERENCE_LOG) or the folder's permissions; an empty path "
+        "turns the log off"
     ),
     "kedro.config.abstract_config.MissingConfigException": (
         "add the configuration file named above, or check --env"

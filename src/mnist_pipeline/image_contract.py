@@ -16,6 +16,13 @@ installed (``mlflow models serve``, Databricks Model Serving, a Spark UDF).
   Keras model's tensor layout and refuses anything else with a short message
   that says what was expected and what was found. Evaluation, the model
   server, the logged pyfunc and the client all go through it.
+* An image **scaled to [0, 1]** (the Keras tutorials' convention) is refused, not
+  rescaled: every pixel within [0, 1] and at least one of them fractional cannot be
+  a 0–255 image worth predicting (it would read as almost blank and get a wrong
+  digit), and guessing a rescale would hide the caller's mistake. A 0–255 image of
+  only 0s and 1s has no fractional pixel and stays valid. The same file runs in the
+  logged model, so ``mlflow models serve``, Model Serving and ``kedro serve`` refuse
+  it alike.
 * :func:`images_from_model_input` accepts what MLflow hands a pyfunc: arrays,
   nested lists, a one-entry dict, or a DataFrame of one column whose cells hold
   the 784 pixels of an image flattened row-major (the ``dataframe_split`` /
@@ -56,7 +63,8 @@ def to_model_batch(images: Any, *, max_batch: int | None = None) -> np.ndarray:
 
     Raises:
         ImageContractError: not numeric, wrong shape, empty, too large, NaN or
-            infinite values, or values outside [0, 255].
+            infinite values, values outside [0, 255], or an image scaled to [0, 1]
+            (:func:`check_not_unit_scaled`).
     """
     try:
         array = np.asarray(images)
@@ -93,7 +101,31 @@ def to_model_batch(images: Any, *, max_batch: int | None = None) -> np.ndarray:
         raise ImageContractError(
             f"pixel values must be in [0, 255] (0 background, 255 ink), found [{low:g}, {high:g}]"
         )
+    check_not_unit_scaled(array)
     return array
+
+
+def check_not_unit_scaled(batch: np.ndarray) -> None:
+    """Refuse any image of ``batch`` (N, 28, 28, 1) whose pixels look scaled to [0, 1].
+
+    Scaled means: every pixel within [0, 1] and at least one fractional. Integers 0 and 1
+    alone (a 0–255 image that is almost black) are not.
+
+    Raises:
+        ImageContractError: naming the first such image and the 0–255 contract.
+    """
+    flat = batch.reshape(len(batch), -1)
+    candidates = np.flatnonzero(flat.max(axis=1) <= 1.0)
+    if not candidates.size:
+        return
+    pixels = flat[candidates]
+    scaled = candidates[(pixels != np.floor(pixels)).any(axis=1)]
+    if scaled.size:
+        raise ImageContractError(
+            f"image {int(scaled[0])} looks scaled to [0, 1] (every pixel within [0, 1], some "
+            "fractional): this model takes pixel values 0-255 as MNIST stores them (0 "
+            "background, 255 ink); multiply by 255 before sending"
+        )
 
 
 def images_from_model_input(model_input: Any) -> Any:

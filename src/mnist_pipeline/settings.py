@@ -28,8 +28,7 @@ for _warning in _caught:
         )
 
 # ruff: noqa: E402  (the defaults above must come before the imports below)
-from kedro.config import OmegaConfigLoader
-
+from mnist_pipeline.config_loader import ProjectConfigLoader
 from mnist_pipeline.hooks import SparkHooks
 from mnist_pipeline.parameters.hook import ParametersValidationHook
 from mnist_pipeline.registry.hooks import MlflowLocalStoreHook, MlflowRunHook, RedactedParamsHook
@@ -50,7 +49,8 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name, default)
 
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, with `--params a.b=c` merged key by key over the merged environments.
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import posixpath
 import re
@@ -42,6 +43,17 @@ from fsspec.core import split_protocol, url_to_fs
 # when that endpoint is not there (emulators); the probe only matters for
 # hierarchical-namespace buckets, which this project does not use.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    record.exc_info, record.exc_text = None, None
+    return True
+
+
+# gcsfs logs the last failure of its retries with a full traceback (``logger.exception``) and
+# then raises it: the caller turns it into one clear error (:func:`storage_errors`), and
+# gcsfs's own line stays, without the traceback that buried it.
+logging.getLogger("gcsfs").addFilter(_without_traceback)
 
 #: Option names whose values are secrets (never printed).
 _SECRET = re.compile(r"key|secret|token|password|connection_string|sas|credential", re.I)

@@ -172,3 +172,90 @@ def test_a_token_over_plain_http_never_goes_through_an_environment_proxy(
         post_images(f"{server.url}/invocations", IMAGES, token_env="MY_TOKEN", session=Session())
     assert proxy.requests == []  # the proxy saw neither the request nor the token
     assert [r.headers["Authorization"] for r in server.requests] == ["Bearer secret-token"] * 2
+
+
+class TricklingServer:
+    """Reads a request, then answers one byte every 0.1 s (for at most 20 s, then closes).
+
+    ``phase`` ``"body"``: the headers come at once, the body trickles; ``"headers"``: the
+    status line itself trickles. ``client_left`` is set when the client cut the connection
+    while the answer was still trickling.
+    """
+
+    def __init__(self, phase: str) -> None:
+        import threading
+
+        self.phase = phase
+        self.client_left = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/invocations"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        with self.sock:
+            connection, _ = self.sock.accept()
+        with connection:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))  # fmt: skip
+            while len(body) < length:
+                body += connection.recv(65536)
+            payload = b'{"predictions": []}' + b" " * 10_000
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+            if self.phase == "body":
+                connection.sendall(head)
+                answer = payload
+            else:
+                answer = head + payload
+            pause = threading.Event()
+            for index in range(200):  # 20 s at most
+                try:
+                    connection.sendall(answer[index : index + 1])
+                except OSError:
+                    self.client_left.set()
+                    return
+                pause.wait(0.1)
+
+
+@pytest.mark.parametrize("phase", ["body", "headers"])
+def test_the_deadline_bounds_a_server_that_trickles_its_answer(phase: str) -> None:
+    """requests' timeout bounds each read; a byte every 0.1 s never trips it. The deadline
+    (and each attempt's timeout) bound the whole answer."""
+    server = TricklingServer(phase)
+    with pytest.raises(ServerUnavailableError) as caught:
+        post_images(server.url, IMAGES, timeout_s=1.0, retries=0, deadline_s=1.5, token_env=None)
+    assert "no complete answer within 1 s" in str(caught.value)
+    assert server.client_left.wait(10)  # cut by the client while the answer still trickled
+    server.thread.join(30)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"timeout_s": 0}, "the timeout must be a positive number of seconds, found 0"),
+        ({"deadline_s": -1}, "the deadline must be a positive number of seconds, found -1"),
+        ({"retries": -2}, "retries must be 0 or more, found -2"),
+    ],
+)
+def test_limits_that_cannot_work_are_refused_before_any_request(arguments, message) -> None:
+    with stub_server([(200, "predict")]) as stub, pytest.raises(ClientError, match=message):
+        post_images(stub.url, IMAGES, token_env=None, **arguments)
+    assert not stub.requests
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--timeout", "0"), ("--deadline", "-1"), ("--retries", "-1")]
+)
+def test_the_command_line_refuses_them_in_one_line(option, value, capsys, tmp_path) -> None:
+    from mnist_pipeline.client.__main__ import main
+
+    code = main([str(tmp_path / "any.png"), "--url", "http://127.0.0.1:9/", option, value])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.startswith(f"error: {option}: ") and error.count("\n") == 1

@@ -145,3 +145,29 @@ def test_window_below_1000_is_refused(reference, tmp_path):
             reference,
             {**PARAMS, "window": 10},
         )
+
+
+def test_malformed_log_records_are_skipped_and_counted_not_a_crash(tmp_path, reference, caplog):
+    log = tmp_path / "log"
+    good = _records(_features(1000, 11))
+    bad = [
+        "[1, 2, 3]",  # a JSON list, not a record
+        json.dumps({**good[0], "digit": "seven"}),
+        json.dumps({**good[0], "digit": 12}),
+        json.dumps({**good[0], "probability": None}),
+        "not json at all",
+    ]
+    log.mkdir()
+    lines = (
+        [json.dumps(record) for record in good[:500]]
+        + bad
+        + [json.dumps(record) for record in good[500:]]
+    )
+    (log / "inference-20261130T000000000000-1-0001.jsonl").write_text("\n".join(lines) + "\n")
+    report = drift_report(PredictionSource("inference_log", str(log)), None, reference, PARAMS)
+    assert report["verdict"] == "no_drift" and report["records"] == 1000
+    assert report["skipped_records"] == 5
+    assert report["message"].endswith("(5 malformed records skipped)")
+    assert drift_metrics(report)["skipped_records"]["value"] == 5.0
+    [warning] = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+    assert "skipped 5 malformed record(s)" in warning and "[1, 2, 3]" in warning

@@ -4,6 +4,7 @@ drop-and-count when the sink is stuck, upload of closed segments to an object st
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import fsspec
@@ -140,3 +141,74 @@ def test_server_settings_turn_the_log_on_only_with_a_path(tmp_path):
     assert f"--inference-log={tmp_path}" in settings.cli_args()  # reaches the server process
     with pytest.raises(ValueError, match="pixels_sample_rate"):
         InferenceLogSettings.from_params({"path": "x", "pixels_sample_rate": 2})
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KiB filesystem (tmpfs), unmounted after the test. Needs root."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:  # a file still open (a failed test's log) makes it busy: detach it then
+        if subprocess.run(["umount", str(disk)], check=False).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+def _whole_lines(folder) -> int:
+    """Lines on disk, each checked to be a whole JSON record (no cut line)."""
+    count = 0
+    for path in sorted(folder.glob("inference-*.jsonl")):
+        data = path.read_bytes()
+        assert not data or data.endswith(b"\n"), f"{path.name} ends with a cut line"
+        for line in data.splitlines():
+            assert json.loads(line)["model_version"] == "4"
+            count += 1
+    return count
+
+
+def test_a_full_disk_loses_counted_records_and_the_log_resumes_on_its_own(small_disk, caplog):
+    """Disk full, then space freed: every record is on disk or counted as lost, no line is
+    cut, the log writes again by itself and says how many records it lost."""
+    caplog.set_level(logging.WARNING, logger="mnist_pipeline.serving.inference_log")
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(b"\0" * 160 * 1024)  # leaves the log about 96 KiB
+    log = InferenceLog(InferenceLogSettings(path=str(small_disk / "log")), INFO)
+    images, probabilities = _batch(20)
+    sent = 0
+    for index in range(100):  # ~7 KiB per request: the disk fills within ~15
+        log.record(images, probabilities, 0.001, f"full-{index}")
+        sent += 20
+        log.flush(timeout_s=5)
+        if log.status()["write_errors"] and index % 10 == 9:  # full, and a few more refused
+            break
+    full = log.status()
+    assert full["write_lost"] > 0 and full["records"] > 0 and full["failing"] == ["write"]
+    ballast.unlink()  # space again
+    for index in range(5):
+        log.record(images, probabilities, 0.001, f"after-{index}")
+        sent += 20
+        log.flush(timeout_s=5)
+    log.close()
+    status = log.status()
+    assert status["records"] == full["records"] + 100  # it resumed on its own
+    assert status["write_lost"] == full["write_lost"] and status["failing"] == []
+    assert status["received"] == sent == _whole_lines(small_disk / "log") + status["lost"]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any("cannot write to" in message for message in warnings)
+    [recovered] = [message for message in warnings if "again after" in message]
+    assert f"{full['write_lost']} records were lost meanwhile" in recovered
+    assert len(warnings) == 2  # one when it started, one when it ended: no warning per record

@@ -94,3 +94,26 @@ def test_the_signature_input_form_of_every_accepted_shape() -> None:
         np.testing.assert_array_equal(batch[0], image)
     with pytest.raises(image_contract.ImageContractError, match=r"found \(1, 28, 27\)"):
         model.as_signature_input(np.zeros((1, 28, 27)))
+
+
+def test_the_logged_pyfunc_refuses_an_image_scaled_to_0_1_like_kedro_serve() -> None:
+    """The pyfunc (``mlflow models serve``, Model Serving) applies the same contract rule."""
+    from mnist_pipeline.serving.contract import RequestError, images_from_request
+
+    namespace = runpy.run_path(str(model.PYFUNC_MODEL_FILE))
+    classifier = namespace["MnistClassifier"]()
+
+    class Keras:
+        def predict_on_batch(self, batch):
+            return np.full((len(batch), 10), 0.1, np.float32)
+
+    classifier.keras_model = Keras()
+    scaled = np.zeros((1, 28, 28), np.float32)
+    scaled[0, 6:22, 12:16] = 0.8
+    with pytest.raises(MlflowException, match=r"looks scaled to \[0, 1\].*0-255") as pyfunc:
+        classifier.predict(None, scaled)
+    with pytest.raises(RequestError, match=r"looks scaled to \[0, 1\].*0-255") as served:
+        images_from_request({"instances": scaled.tolist()}, max_batch=8)
+    assert served.value.status == 400
+    assert str(served.value).endswith(pyfunc.value.message)  # one rule, one message
+    assert classifier.predict(None, scaled * 255).shape == (1, 10)

@@ -16,8 +16,10 @@ from mnist_pipeline.scoring.batch import score_partition
 from mnist_pipeline.scoring.inputs import ScoringInputError, list_inputs, read_item
 from mnist_pipeline.scoring.output import (
     MANIFEST,
+    ConcurrentOutputError,
     ScoresNotFoundError,
     abort,
+    check_output,
     commit,
     read_scores,
 )
@@ -138,7 +140,7 @@ def test_output_without_manifest_is_not_complete_and_a_failed_job_keeps_the_last
         "part-00000-a.parquet",
     ]
     assert read_scores(out).column("model_version").to_pylist() == ["1"]
-    # A job that commits replaces the output and removes the files of other jobs.
+    # A job that commits replaces the output and removes the files of the one it replaced.
     score_partition(
         list_inputs(str(image)), model, "m", "3", output=out, part="part-00000-c.parquet"
     )
@@ -162,3 +164,83 @@ def test_image_summaries():
     }
     empty = image_summaries(np.zeros((2, 28, 28, 1)))
     assert empty["bbox_height"].tolist() == [0.0, 0.0]
+
+
+def _job(out: str, image, job: str, version: str) -> dict:
+    """One job's parts written (not committed); its manifest."""
+    part = f"part-00000-{job}.parquet"
+    score_partition(list_inputs(str(image)), BrightnessModel(), "m", version, output=out, part=part)
+    return {"job": job, "files": [{"file": part, "rows": 1}]}
+
+
+def test_a_job_deletes_only_files_it_wrote_never_other_files_in_the_output(tmp_path):
+    """The output folder already held files of someone else: they stay, through two jobs."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "part-0000.csv").write_text("someone's data")
+    (out / "part-of-report.md").write_text("someone's report")
+    (out / "part-00003-leftover.txt").write_text("not a part of ours either")
+    image = tmp_path / "one.png"
+    _digit_png(image)
+    for job in ("first", "second"):
+        started_over = check_output(str(out))
+        commit(str(out), _job(str(out), image, job, job), replaces=started_over)
+    assert sorted(p.name for p in out.iterdir()) == [
+        MANIFEST,
+        "part-0000.csv",
+        "part-00000-second.parquet",  # the first job's part went with its manifest
+        "part-00003-leftover.txt",
+        "part-of-report.md",
+    ]
+    assert read_scores(str(out)).column("model_version").to_pylist() == ["second"]
+
+
+def test_of_two_jobs_into_one_output_the_one_overtaken_is_refused_and_the_output_stays_whole(
+    tmp_path,
+):
+    out = str(tmp_path / "out")
+    image = tmp_path / "one.png"
+    _digit_png(image)
+    commit(out, _job(out, image, "earlier", "0"), replaces=check_output(out))
+    # Two jobs start over the same output; "fast" commits first, "slow" after it.
+    fast_started, slow_started = check_output(out), check_output(out)
+    fast, slow = _job(out, image, "fast", "1"), _job(out, image, "slow", "2")
+    commit(out, fast, replaces=fast_started)
+    with pytest.raises(ConcurrentOutputError, match=r"another batch-scoring job \(fast\)"):
+        commit(out, slow, replaces=slow_started)
+    abort(out, "slow")  # what the job does on any failure
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["job"] == "fast"
+    listed = {entry["file"] for entry in manifest["files"]}
+    on_disk = {p.name for p in (tmp_path / "out").iterdir()} - {MANIFEST}
+    assert listed == on_disk == {"part-00000-fast.parquet"}  # every listed file exists
+    assert read_scores(out).column("model_version").to_pylist() == ["1"]
+
+
+def test_an_output_path_that_is_a_file_is_refused_naming_the_setting(tmp_path):
+    from mnist_pipeline.errors import expected_failure
+    from mnist_pipeline.scoring.output import ScoringOutputError
+
+    target = tmp_path / "scores.parquet"
+    target.write_bytes(b"a file")
+    with pytest.raises(ScoringOutputError, match=r"batch_scoring.output.path: .* is a file") as e:
+        check_output(str(target))
+    assert expected_failure(e.value) is not None  # one line and a fix, no traceback
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_a_missing_or_empty_input_ends_with_one_line_naming_the_setting(tmp_path, where):
+    """Before Spark starts (the node lists the inputs first), and recognised as an expected
+    failure: `kedro run` prints the line and a fix, no traceback."""
+    from mnist_pipeline.errors import expected_failure
+    from mnist_pipeline.pipelines.batch_scoring.nodes import score_batch
+
+    (tmp_path / "empty").mkdir()
+    scoring = {
+        "input": {"path": str(tmp_path / where)},
+        "output": {"path": str(tmp_path / "out")},
+    }
+    with pytest.raises(ScoringInputError, match=r"batch_scoring.input.path: ") as caught:
+        score_batch({}, {"registry_uri": "unused"}, scoring)
+    failure = expected_failure(caught.value)
+    assert failure is not None and "BATCH_SCORING_INPUT" in failure.fix

@@ -7,6 +7,7 @@ real server process is checked in tests/integration and test_orphans.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -55,9 +56,13 @@ class FakePredictor:
 
 
 @contextmanager
-def serving(settings: ServerSettings, token: str | None = None) -> Iterator[tuple[str, int]]:
+def serving(
+    settings: ServerSettings, token: str | None = None, inference_log=None
+) -> Iterator[tuple[str, int]]:
     """The app on uvicorn with ``settings``' guards, on 127.0.0.1 and a free port."""
-    app = create_app(FakePredictor(), MODEL_INFO, settings.limits, token=token)
+    app = create_app(
+        FakePredictor(), MODEL_INFO, settings.limits, token=token, inference_log=inference_log
+    )
     server = uvicorn_server(app, settings)
     sock = bind_socket("127.0.0.1", 0)  # listening already: connections queue until served
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -180,6 +185,23 @@ def test_status_route_shows_no_filesystem_path(strict) -> None:
     }
 
 
+def test_status_route_shows_the_inference_log_counters_but_not_its_path(tmp_path) -> None:
+    from mnist_pipeline.serving.inference_log import InferenceLog, InferenceLogSettings
+
+    folder = tmp_path / "secret-place" / "inference_log"
+    log = InferenceLog(InferenceLogSettings(path=str(folder)), MODEL_INFO)
+    try:
+        with serving(ServerSettings(), inference_log=log) as (host, port):
+            url = f"http://{host}:{port}"
+            assert requests.post(f"{url}/invocations", json={"instances": [IMAGE]}, timeout=30).ok
+            log.flush()
+            answer = requests.get(f"{url}/v1/models/mnist_cnn", timeout=30)
+    finally:
+        log.close()
+    assert answer.json()["inference_log"]["records"] == 1
+    assert "secret-place" not in answer.text and str(tmp_path) not in answer.text
+
+
 def test_token_comparison() -> None:
     assert token_matches("Bearer abc", "abc")
     assert token_matches("bearer  abc ", "abc")
@@ -228,3 +250,28 @@ def test_limits_reach_the_server_command_line() -> None:
     assert "--header-timeout-s=2.5" in args and "--allow-unauthenticated" in args
     assert "--max-json-depth=8" in args
     assert "--allow-unauthenticated" not in ServerSettings().cli_args()
+
+
+def test_a_body_over_the_limit_gets_its_413_through_urllib_and_requests() -> None:
+    """Clients that send the whole body before reading (urllib, requests) see the 413, not a
+    connection reset: the server reads and discards the body (up to a bound) first."""
+    import urllib.error
+    import urllib.request
+
+    body = b" " * (24 * 1024 * 1024)  # far beyond the socket buffers of a loopback connection
+    with serving(ServerSettings(max_request_bytes=1_000_000)) as (host, port):
+        url = f"http://{host}:{port}/v1/models/mnist_cnn:predict"
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as declared:
+            urllib.request.urlopen(request, timeout=60)
+        assert declared.value.code == 413
+        assert "exceeds the limit of 1,000,000 bytes" in json.loads(declared.value.read())["error"]
+
+        def chunked():  # no Content-Length: the limit is found while streaming
+            for start in range(0, len(body), 1024 * 1024):
+                yield body[start : start + 1024 * 1024]
+
+        streamed = requests.post(url, data=chunked(), timeout=60)
+        assert streamed.status_code == 413
+        assert "exceeds the limit of 1,000,000 bytes" in streamed.json()["error"]
+        assert requests.get(f"http://{host}:{port}/health", timeout=30).ok

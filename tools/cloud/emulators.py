@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import socket
 import stat
 import subprocess
@@ -74,14 +75,21 @@ def _answers(url: str) -> bool:
         return False
 
 
+SERVICES = ("azurite", "fake-gcs-server")
+
+
 @dataclass
 class Emulators:
-    """``Emulators(folder).start()`` … ``.stop()``; ports default to free ones."""
+    """``Emulators(folder).start()`` … ``.stop()``; ports default to free ones.
+
+    ``services``: which to start (both by default; a test of one cloud may start one).
+    """
 
     folder: Path
     azurite_port: int = 0
     gcs_port: int = 0
     pids: dict[str, int] = field(default_factory=dict)
+    services: tuple[str, ...] = SERVICES
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -134,47 +142,59 @@ class Emulators:
         self.pids[name] = process.pid
 
     def start(self, timeout_s: float = 60) -> Emulators:
-        if not AZURITE.exists():
+        """Start the emulators and wait until they answer; containers and buckets created.
+
+        Whatever it has started is stopped again if it fails or is interrupted (Ctrl-C, or
+        SIGTERM turned into ``SystemExit``) before it returns: a caller registers its own
+        cleanup only once this returns.
+        """
+        if "azurite" in self.services and not AZURITE.exists():
             raise RuntimeError(f"{AZURITE} is missing: run `make install` (npm ci in tools/cloud)")
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "azurite").mkdir(exist_ok=True)
-        (self.folder / "gcs").mkdir(exist_ok=True)
-        self._spawn(
-            "azurite",
-            [
-                str(AZURITE), "--blobHost", HOST, "--blobPort", str(self.azurite_port),
-                "--location", str(self.folder / "azurite"), "--skipApiVersionCheck", "--loose",
-                "--silent",
-            ],
-        )  # fmt: skip
-        self._spawn(
-            "fake-gcs-server",
-            [
-                str(fake_gcs_binary()), "-scheme", "http", "-host", HOST,
-                "-port", str(self.gcs_port), "-backend", "filesystem",
-                "-filesystem-root", str(self.folder / "gcs"),
-                "-public-host", f"{HOST}:{self.gcs_port}", "-log-level", "error",
-            ],
-        )  # fmt: skip
+        try:
+            self._start(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout_s: float) -> None:
+        pending = {}
+        if "azurite" in self.services:
+            (self.folder / "azurite").mkdir(exist_ok=True)
+            self._spawn(
+                "azurite",
+                [
+                    str(AZURITE), "--blobHost", HOST, "--blobPort", str(self.azurite_port),
+                    "--location", str(self.folder / "azurite"), "--skipApiVersionCheck",
+                    "--loose", "--silent",
+                ],
+            )  # fmt: skip
+            pending["azurite"] = f"http://{HOST}:{self.azurite_port}/{ACCOUNT}?comp=list"
+        if "fake-gcs-server" in self.services:
+            (self.folder / "gcs").mkdir(exist_ok=True)
+            self._spawn(
+                "fake-gcs-server",
+                [
+                    str(fake_gcs_binary()), "-scheme", "http", "-host", HOST,
+                    "-port", str(self.gcs_port), "-backend", "filesystem",
+                    "-filesystem-root", str(self.folder / "gcs"),
+                    "-public-host", f"{HOST}:{self.gcs_port}", "-log-level", "error",
+                ],
+            )  # fmt: skip
+            pending["fake-gcs-server"] = f"{self.gcs_endpoint}/storage/v1/b"
         deadline = time.monotonic() + timeout_s
-        pending = {
-            "azurite": f"http://{HOST}:{self.azurite_port}/{ACCOUNT}?comp=list",
-            "fake-gcs-server": f"{self.gcs_endpoint}/storage/v1/b",
-        }
         while pending and time.monotonic() < deadline:
             for name, url in list(pending.items()):
                 if _answers(url):
                     del pending[name]
             for process in self._processes:
                 if process.poll() is not None:
-                    self.stop()
                     raise RuntimeError(f"an emulator exited at start; see {self.folder}/*.log")
             time.sleep(0.2)
         if pending:
-            self.stop()
             raise RuntimeError(f"{', '.join(pending)} did not answer in {timeout_s:g} s")
         self.create_stores()
-        return self
 
     def create_stores(self) -> None:
         """The containers and buckets of :data:`CONTAINERS` / :data:`BUCKETS` (idempotent)."""
@@ -184,18 +204,20 @@ class Emulators:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        blobs = BlobServiceClient.from_connection_string(self.azure_connection_string)
-        for name in CONTAINERS:
-            with contextlib.suppress(ResourceExistsError):
-                blobs.create_container(name)
-        client = storage.Client(
-            project=PROJECT,
-            credentials=AnonymousCredentials(),
-            client_options={"api_endpoint": self.gcs_endpoint},
-        )
-        for name in BUCKETS:
-            with contextlib.suppress(Conflict):
-                client.create_bucket(name)
+        if "azurite" in self.services:
+            blobs = BlobServiceClient.from_connection_string(self.azure_connection_string)
+            for name in CONTAINERS:
+                with contextlib.suppress(ResourceExistsError):
+                    blobs.create_container(name)
+        if "fake-gcs-server" in self.services:
+            client = storage.Client(
+                project=PROJECT,
+                credentials=AnonymousCredentials(),
+                client_options={"api_endpoint": self.gcs_endpoint},
+            )
+            for name in BUCKETS:
+                with contextlib.suppress(Conflict):
+                    client.create_bucket(name)
 
     def stop(self) -> None:
         from mnist_pipeline.processes import stop_process_group
@@ -212,8 +234,6 @@ class Emulators:
 
 
 def _kill_groups(pids: dict[str, int]) -> None:
-    import signal
-
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -245,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     if state.exists():
         print(f"{state} exists: emulators already up (make cloud-down first)", file=sys.stderr)
         return 1
+    # SIGTERM unwinds like Ctrl-C: what start() already spawned is stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     emulators = Emulators(folder, args.azurite_port, args.gcs_port)
     emulators.start()
     state.write_text(

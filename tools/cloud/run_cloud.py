@@ -303,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             emulators.create_stores()
             log(f"using the emulators of `make cloud-up` ({state})")
         else:
-            owned = Emulators(folder / "emulators").start(timeout_s=120)
-            stack.callback(owned.stop)
-            emulators = owned
+            owned = Emulators(folder / "emulators")
+            stack.callback(owned.stop)  # before start(): a SIGTERM while they start stops them
+            emulators = owned.start(timeout_s=120)
             log("started Azurite and fake-gcs-server (stopped at the end)")
         timed("emulators", started)
         started = time.perf_counter()

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import requests
 
 from .http import (
     DEFAULT_DEADLINE_S,
@@ -27,6 +26,7 @@ from .http import (
     ServerRefusedError,
     ServerUnavailableError,
     as_endpoints,
+    deadline_session,
     endpoint_url,
     post_images,
     request_predictions,
@@ -85,7 +85,7 @@ def predict_digits(
     batch = np.stack([load_mnist_image(source) for source in sources])
     endpoints = as_endpoints(url, token_env)
     results: list[DigitPrediction] = []
-    with requests.Session() as session:
+    with deadline_session() as session:
         for start in range(0, len(batch), MAX_IMAGES_PER_REQUEST):
             answer = request_predictions(
                 endpoints,

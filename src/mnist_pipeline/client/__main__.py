@@ -16,7 +16,7 @@ import re
 import sys
 
 from . import ClientError, Endpoint, ImageReadError, predict_digits
-from .http import DEFAULT_DEADLINE_S, DEFAULT_TOKEN_ENV, REQUEST_FORMATS
+from .http import DEFAULT_DEADLINE_S, DEFAULT_TOKEN_ENV, REQUEST_FORMATS, check_time_limits
 
 DEFAULT_URL = "http://127.0.0.1:8501/v1/models/mnist_cnn:predict"
 
@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     args = parser.parse_args(argv)
+    try:
+        check_time_limits(args.timeout, args.deadline, args.retries)
+    except ClientError as exc:  # --timeout 0 would end every attempt before it starts
+        option = next(name for name in ("timeout", "deadline", "retries") if name in str(exc))
+        print(f"error: --{option}: {exc}", file=sys.stderr)
+        return 2
     try:
         targets = endpoints(args.url or default_urls(), args.token_env)
     except ValueError as exc:

@@ -15,25 +15,38 @@ model serving (``https://<workspace>/serving-endpoints/<name>/invocations``): al
   :class:`ServerRefusedError` at once, with the server's own message. Rounds repeat
   (with exponential backoff) until one answers, ``retries`` rounds have passed, or the
   total ``deadline_s`` is spent.
+* Time is bounded for the whole answer, not per read: requests' ``timeout`` bounds each
+  socket read, so a server that trickles its answer a byte at a time never trips it. Each
+  attempt therefore runs under a watchdog (:class:`DeadlineAdapter`, mounted by
+  :func:`deadline_session`) that shuts the attempt's socket down when ``timeout_s`` or
+  what is left of ``deadline_s`` has passed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
+import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import requests
+import urllib3.poolmanager
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 DEFAULT_TOKEN_ENV = "MNIST_SERVING_TOKEN"
 DEFAULT_PATH = "/invocations"
 DEFAULT_DEADLINE_S = 15.0
+CUT_GRACE_S = 0.25  # the watchdog cuts an attempt this long after its time limit
 
 
 class ClientError(RuntimeError):
@@ -68,6 +81,135 @@ class Answer:
     probabilities: np.ndarray
     endpoint: str
     failures: list[str] = field(default_factory=list)
+
+
+class _Watch:
+    """The sockets of one attempt, shut down when its time is up."""
+
+    def __init__(self) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Unblock a read in another thread (the descriptor itself: TLS sockets too)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_CURRENT = threading.local()  # the watch of the attempt running in this thread
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watch = getattr(_CURRENT, "watch", None)
+    if watch is not None:
+        watch.add(sock)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[_Watch]:
+    """Connections opened or used in this block (this thread) are cut after ``seconds``."""
+    watch = _Watch()
+    timer = threading.Timer(max(0.0, seconds), watch.expire)
+    timer.daemon = True
+    _CURRENT.watch = watch
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()
+        _CURRENT.watch = None
+
+
+class _WatchedConnection:
+    """Registers its socket with the running attempt's watch: on connect, before each answer."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _watch(self.sock)
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch(self.sock)  # a kept-alive connection, connected in an earlier attempt
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _watch_pools(manager: Any) -> Any:
+    # Only urllib3's own pools are replaced (a SOCKS proxy's keep theirs: per-read limits only).
+    if (
+        getattr(manager, "pool_classes_by_scheme", None)
+        == urllib3.poolmanager.pool_classes_by_scheme
+    ):
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    return manager
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections an attempt's time limit can cut, mid-answer."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+def deadline_session() -> requests.Session:
+    """A ``requests.Session`` whose attempts the client bounds in total time (pass it as
+    ``session=`` to reuse connections; a plain Session bounds each socket read only)."""
+    session = requests.Session()
+    session.mount("http://", DeadlineAdapter())
+    session.mount("https://", DeadlineAdapter())
+    return session
+
+
+def check_time_limits(timeout_s: float, deadline_s: float | None, retries: int) -> None:
+    """Refuse limits that cannot work (a zero timeout would end every attempt at once).
+
+    Raises:
+        ClientError: naming the setting and the value.
+    """
+    if not timeout_s > 0:
+        raise ClientError(f"the timeout must be a positive number of seconds, found {timeout_s:g}")
+    if deadline_s is not None and not deadline_s > 0:
+        raise ClientError(
+            f"the deadline must be a positive number of seconds, found {deadline_s:g}"
+        )
+    if retries < 0:
+        raise ClientError(f"retries must be 0 or more, found {retries}")
 
 
 def endpoint_url(url: str) -> str:
@@ -174,27 +316,28 @@ def request_predictions(
             ``http://host:port`` gets ``/invocations``); plain URLs use ``token_env``.
         images: MNIST-convention images.
         token_env: environment variable holding a bearer token (unset: no header).
-        timeout_s: connect and read timeout of each attempt (cut to what is left of
-            the deadline).
+        timeout_s: the most seconds one attempt may take, from connecting to the end of
+            the answer (cut to what is left of the deadline).
         retries: further rounds after a round in which no endpoint answered.
         backoff_s: wait before the second round; doubled before each next one.
         deadline_s: the most seconds for everything (None: no limit).
-        session: a ``requests.Session`` to reuse connections.
+        session: a session from :func:`deadline_session`, to reuse connections.
         request_format: the body, ``instances`` or ``dataframe_split`` (:func:`request_body`).
 
     Raises:
         ServerRefusedError: a 4xx answer (with the server's message); no failover.
         ServerUnavailableError: no endpoint answered (only connection errors,
             timeouts, 5xx) within the rounds or the deadline.
-        ClientError: a 2xx answer without the expected predictions, or a token that
-            would travel in clear text.
+        ClientError: a 2xx answer without the expected predictions, a token that
+            would travel in clear text, or a timeout, deadline or retries that cannot work.
     """
+    check_time_limits(timeout_s, deadline_s, retries)
     targets = _targets(as_endpoints(endpoints, token_env))
     body = request_body(images, request_format)
     count = len(images)
     began = time.monotonic()
     deadline = None if deadline_s is None else began + float(deadline_s)
-    shared = session or requests.Session()
+    shared = session or deadline_session()
     direct: requests.Session | None = None
     rounds, failures, attempts = max(0, int(retries)) + 1, [], 0
     last_problem: dict[str, str] = {}
@@ -214,17 +357,23 @@ def request_predictions(
                         out_of_time = True
                         break
                 if target.direct and direct is None:
-                    direct = requests.Session()
+                    direct = deadline_session()
                     direct.trust_env = False  # no HTTP(S)_PROXY, no .netrc for a clear-text token
                 http = direct if target.direct else shared
                 attempts += 1
-                try:
-                    answer = http.post(target.url, data=body, headers=target.headers, timeout=wait)
-                except requests.Timeout:
-                    problem = f"no answer within {wait:g} s"
-                except requests.ConnectionError as exc:
-                    problem = f"cannot connect ({_reason(exc)})"
-                else:
+                # A moment after requests' own read timeout, which names a silent server
+                # ("no answer"); the watchdog catches the answer that trickles.
+                with _time_limit(wait + CUT_GRACE_S) as watch:
+                    try:
+                        answer = http.post(
+                            target.url, data=body, headers=target.headers, timeout=wait
+                        )
+                    except requests.RequestException as exc:
+                        answer = None
+                        problem = _attempt_problem(exc, wait, watch.expired)
+                if answer is not None and watch.expired:  # cut short: what came is not it
+                    answer, problem = None, f"no complete answer within {wait:g} s"
+                if answer is not None:
                     if answer.status_code < 400:
                         return Answer(_predictions(answer, target.url, count), target.url, failures)
                     message = _server_message(answer)
@@ -307,6 +456,17 @@ def post_images(
         deadline_s=deadline_s,
         session=session,
     ).probabilities
+
+
+def _attempt_problem(exc: requests.RequestException, wait: float, cut: bool) -> str:
+    """What went wrong with one attempt, in words."""
+    if cut:  # the watchdog shut the socket: the answer did not complete in time
+        return f"no complete answer within {wait:g} s"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {wait:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return f"cannot connect ({_reason(exc)})"
+    raise exc
 
 
 def _reason(exc: Exception) -> str:

@@ -4,11 +4,19 @@ Both are read through fsspec (local folders or object stores). Records of other 
 versions and traffic that is not live (``source`` other than ``live``, e.g. deploy's
 validation) are left out, so the window is compared with the reference of the version
 that produced it.
+
+A malformed line of the log (not JSON, not an object, a ``digit`` that is not 0–9, a feature
+that is not a finite number) is skipped and counted (``frame.attrs["skipped"]``, and a
+warning with the first one), never a crash; only the last line of a segment without its
+newline (being written) is skipped uncounted. A store that cannot be reached or read is a
+:class:`~mnist_pipeline.storage.StorageError` naming the location and the setting.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +27,18 @@ from fsspec.core import url_to_fs
 
 from mnist_pipeline.monitoring.drift import CLASS_FEATURE, CONTINUOUS_FEATURES
 from mnist_pipeline.serving.inference_log import LIVE, SEGMENT_PREFIX, SEGMENT_SUFFIX
+from mnist_pipeline.storage import storage_errors
+
+logger = logging.getLogger(__name__)
 
 INFERENCE_LOG, BATCH_SCORES = "inference_log", "batch_scores"
 COLUMNS = ("digit", "probability", "mean_intensity", "ink_fraction", "bbox_height", "bbox_width")
+SETTINGS = {  # what the user changes when a source cannot be read
+    INFERENCE_LOG: "the inference_log dataset's path (MNIST_INFERENCE_LOG, "
+    "catalog_monitoring.yml) and its credentials",
+    BATCH_SCORES: "the batch_scores dataset's path (BATCH_SCORING_OUTPUT, "
+    "catalog_monitoring.yml) and its credentials",
+}
 
 
 class WindowError(ValueError):
@@ -38,15 +55,17 @@ class PredictionSource:
 
     def window(self, size: int, model_version: str | None = None) -> pd.DataFrame:
         """The last ``size`` live records (of ``model_version`` when given), oldest first."""
-        if self.kind == INFERENCE_LOG:
-            return read_log_window(self.path, size, model_version, self.storage_options)
-        return read_scores_window(self.path, size, model_version, self.storage_options)
+        with storage_errors(self.path, SETTINGS[self.kind], self.storage_options, "read"):
+            if self.kind == INFERENCE_LOG:
+                return read_log_window(self.path, size, model_version, self.storage_options)
+            return read_scores_window(self.path, size, model_version, self.storage_options)
 
 
 def read_log_window(
     path: str, size: int, model_version: str | None = None, options: dict[str, Any] | None = None
 ) -> pd.DataFrame:
-    """Newest segments first until ``size`` matching records; a partial last line is skipped."""
+    """Newest segments first until ``size`` matching records; malformed lines skipped and
+    counted (``attrs["skipped"]``), a partial last line (being written) skipped."""
     fs, root = url_to_fs(path, **(options or {}))
     if not fs.exists(root):
         raise WindowError(
@@ -57,13 +76,18 @@ def read_log_window(
     if not segments:
         raise WindowError(f"the inference log at {path} is empty (no {SEGMENT_PREFIX}* segments)")
     records: list[dict[str, Any]] = []
+    skipped, first_bad = 0, ""
     for segment in segments:
-        lines = fs.cat_file(segment).splitlines()
+        data = fs.cat_file(segment)
+        lines = data.splitlines()
+        if lines and not data.endswith(b"\n"):
+            lines.pop()  # a line being written
         chunk = []
         for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:  # a line being written
+            record = _record(line)
+            if record is None:
+                skipped += 1
+                first_bad = first_bad or f"{posixpath.basename(segment)}: {line[:80]!r}"
                 continue
             if record.get("source", LIVE) != LIVE:
                 continue
@@ -73,13 +97,42 @@ def read_log_window(
         records = chunk + records
         if len(records) >= size:
             break
+    if skipped:
+        logger.warning(
+            "Monitoring skipped %d malformed record(s) of the inference log at %s (first: %s)",
+            skipped,
+            path,
+            first_bad,
+        )
     frame = pd.DataFrame.from_records(records[-size:] if records else [], columns=None)
     if frame.empty:
         raise WindowError(
             f"the inference log at {path} holds no live records"
             + (f" of model version {model_version}" if model_version else "")
+            + (f" ({skipped} malformed records skipped)" if skipped else "")
         )
+    frame.attrs["skipped"] = skipped
     return frame
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The record a log line holds, or None when it is not one the log writes."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    digit = record.get("digit")
+    if not _number(digit) or digit != int(digit) or not 0 <= digit <= 9:
+        return None
+    if not all(_number(record.get(name)) for name in COLUMNS[1:]):
+        return None
+    return record
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_segment(path: str) -> bool:

@@ -28,6 +28,11 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "batch_scoring": operations.BatchScoring,
     "monitoring": operations.Monitoring,
     "drift_reference": operations.DriftReference,
+    "deploy_model": operations.DeployModel,
+    "deploy_validation": operations.DeployValidation,
+    "deploy_environment": operations.DeployEnvironment,
+    "serving": operations.Serving,
+    "inference_log": operations.InferenceLog,
 }
 
 

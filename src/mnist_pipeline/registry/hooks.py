@@ -8,23 +8,43 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from mnist_pipeline.registry.config import (
+    Workspace,
     absolute_store_uri,
     ensure_local_store,
     redact_uri,
     redact_values,
+    scheme_of,
 )
+from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable
 
 _MLFLOW_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
 
+class RunStoreUnreachableError(RegistryUnreachableError):
+    """The run's tracking server did not answer: the run stopped before any node."""
+
+
+def _is_server(uri: Any) -> bool:
+    """An MLflow tracking server (REST over HTTP), the kind that can stop answering."""
+    return isinstance(uri, str) and scheme_of(uri) in ("http", "https")
+
+
 class MlflowLocalStoreHook:
-    """Anchor embedded ``sqlite:///`` stores at the project and create their folder.
+    """Anchor embedded ``sqlite:///`` stores at the project and create their folder; fail fast
+    on a tracking server that does not answer.
 
     kedro-mlflow opens the tracking store in its own ``after_context_created``; this hook runs
     first (``tryfirst``) and hands it ``mlflow.yml`` with relative SQLite URIs made absolute
     (relative to the project, as kedro-mlflow already does for artifact locations; MLflow
     would otherwise resolve them from the current folder and cache them) and their folder
-    created (SQLite creates the file, not the folder). Servers and Databricks are left alone.
+    created (SQLite creates the file, not the folder).
+
+    An MLflow server (``http(s)://``) is asked one cheap question first, with bounded retries
+    and timeouts (:func:`~mnist_pipeline.registry.store.check_reachable`, as ``kedro serve``
+    does): kedro-mlflow would otherwise retry for minutes with MLflow's defaults (a deploy
+    against a stopped production server took 250 s) and end in raw tracebacks. A server that
+    does not answer ends the run here with :class:`RegistryUnreachableError` (one line naming
+    the URI). Databricks URIs are left to MLflow (their authentication is the platform's).
     """
 
     @hook_impl(tryfirst=True)
@@ -44,6 +64,14 @@ class MlflowLocalStoreHook:
                 ensure_local_store(server[key])
         conf["server"] = server
         loader["mlflow"] = conf
+        tracking = server.get("mlflow_tracking_uri")
+        registry = server.get("mlflow_registry_uri") or tracking
+        if any(_is_server(uri) for uri in (tracking, registry)):
+            label = str((loader["globals"] or {}).get("workspace") or "the run's")
+            try:
+                check_reachable(Workspace(label, str(tracking), str(registry), "", ""))
+            except RegistryUnreachableError as exc:
+                raise RunStoreUnreachableError(str(exc)) from None
 
 
 class RedactedParamsHook:

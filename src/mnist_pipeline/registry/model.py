@@ -41,7 +41,8 @@ KERAS_ARTIFACT = "keras_model"  # the same name as pyfunc_model.KERAS_ARTIFACT (
 KERAS_FILENAME = "mnist_cnn.keras"
 # How the model is logged; part of the registry's model fingerprint, so a model logged by an
 # earlier version of the project (pickled against project code) is never reused as is.
-MODEL_FORMAT = "pyfunc-from-code/1"
+# /2: the contract refuses images scaled to [0, 1] (a version logged with /1 accepts them).
+MODEL_FORMAT = "pyfunc-from-code/2"
 # The logged model's requirements, pinned to the versions this project runs with (the fresh
 # serving environment is built from exactly these: ``make model-env``).
 REQUIREMENTS = ("mlflow", "tensorflow-cpu", "keras", "numpy", "pandas")

@@ -18,6 +18,8 @@ import os
 import threading
 from collections.abc import Iterator
 
+from mnist_pipeline.registry.config import RegistryConfigError
+
 PROBE_TIMEOUT_S = 8
 PROBE_RETRIES = 1
 TIMEOUT_VARIABLE = "MNIST_REGISTRY_PROBE_TIMEOUT_S"
@@ -25,11 +27,15 @@ RETRIES_VARIABLE = "MNIST_REGISTRY_PROBE_RETRIES"
 _LOCK = threading.Lock()
 
 
+class ProbeSettingsError(RegistryConfigError):
+    """A probe variable that is not a whole number in range (the message names it)."""
+
+
 def settings() -> tuple[int, int]:
     """``(timeout_s, retries)`` of the probe, from the environment or the defaults.
 
     Raises:
-        ValueError: a variable that is not a whole number in range, naming it.
+        ProbeSettingsError: a variable that is not a whole number in range, naming it.
     """
     values = []
     knobs = ((TIMEOUT_VARIABLE, PROBE_TIMEOUT_S, 1), (RETRIES_VARIABLE, PROBE_RETRIES, 0))
@@ -40,7 +46,7 @@ def settings() -> tuple[int, int]:
         except ValueError:
             value = low - 1
         if value < low:
-            raise ValueError(f"{name}={raw!r}: expected a whole number ≥ {low}")
+            raise ProbeSettingsError(f"{name}={raw!r}: expected a whole number ≥ {low}")
         values.append(value)
     return values[0], values[1]
 

@@ -11,8 +11,8 @@ plain path list keeps the storage options out of Hadoop.
   (:func:`mnist_pipeline.client.image.load_mnist_image`): one implementation for the
   client, the batch job and anything else that scores photos.
 * Model-input shards hold float32 in [0, 1]; the model takes 0–255 and its contract
-  accepts [0, 1] silently, so they are rescaled (× 255) and *not* passed through the
-  MNIST convention (they already are MNIST images).
+  refuses images scaled to [0, 1], so they are rescaled (× 255) and *not* passed through
+  the MNIST convention (they already are MNIST images).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from fsspec.core import url_to_fs
 from mnist_pipeline.client.image import ImageReadError, load_mnist_image
 from mnist_pipeline.datasets.image_shards import MANIFEST, read_image_shards, read_manifest
 from mnist_pipeline.image_contract import MAX_PIXEL
+from mnist_pipeline.storage import storage_errors
 
 IMAGE = "image"
 SHARD = "shard"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+INPUT_SETTING = "batch_scoring.input.path (BATCH_SCORING_INPUT) and its storage_options"
 
 
 class ScoringInputError(ValueError):
@@ -95,12 +97,19 @@ def list_inputs(
 
     Raises:
         ScoringInputError: nothing exists at ``uri`` or it holds no file.
+        StorageError: the store cannot be reached or refuses the credentials (naming the
+            setting; never a key).
     """
     if kind not in ("auto", "images", "shards"):
         raise ScoringInputError(
             f"batch_scoring.input.kind must be auto, images or shards, found {kind!r}"
         )
     options = storage_options or {}
+    with storage_errors(uri, INPUT_SETTING, options, action="list the inputs at"):
+        return _list_inputs(uri, options, kind)
+
+
+def _list_inputs(uri: str, options: dict[str, Any], kind: str) -> list[InputItem]:
     fs, root = url_to_fs(uri, **options)
     is_glob = any(char in root for char in "*?[")
     has_manifest = not is_glob and fs.isfile(posixpath.join(root, MANIFEST))

@@ -11,15 +11,29 @@ Layout of an output folder (local, ``gs://``, ``abfs://``...)::
 (:func:`read_scores`) read only the files it lists. Each job writes its parts under its
 own ``<job>`` token, so a running or failed job never touches the files of the
 previous complete output; the manifest is swapped in with one rename (local) or one
-object PUT (object stores), and only then are other jobs' files removed. A failed job
-removes its own parts (best effort); whatever it leaves is listed in no manifest.
+object PUT (object stores), and only then are the files of the output it replaced removed.
+A failed job removes its own parts (best effort); whatever it leaves is listed in no manifest.
+
+**Only its own files.** A job deletes nothing but the part files listed in the manifest it
+replaces (written by an earlier job of this project) and its own parts when it fails: any
+other file in the folder (``part-0000.csv``, ``part-of-report.md``, a failed job's leftovers
+whose cleanup also failed) is left alone.
+
+**One job per output at a time: the second is refused.** A job remembers which output it
+started over (the manifest's ``job``, or none); if another job committed to the same folder
+meanwhile, its commit is refused (:class:`ConcurrentOutputError`), its parts are removed, and
+the other job's output stands. Two commits in the very same instant cannot both be seen: the
+last manifest wins, and it still lists only files that exist, because a job deletes only the
+files of the manifest it replaced, never those of a job that committed after it started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
+import re
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -29,10 +43,13 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES
-from mnist_pipeline.storage import join, read_json
+from mnist_pipeline.storage import join, read_json, storage_errors
 
 MANIFEST = "_manifest.json"
 FORMAT = "mnist-batch-scores/1"
+PART = re.compile(r"part-\d{5}-[^/]+\.parquet")  # part_name(); nothing else is ever deleted
+OUTPUT_SETTING = "batch_scoring.output.path (BATCH_SCORING_OUTPUT) and its storage_options"
+_NOW = object()  # commit(replaces=...) default: the output there now, unchecked
 
 SCORES_SCHEMA = pa.schema(
     [
@@ -52,6 +69,39 @@ SCORES_SCHEMA = pa.schema(
 
 class ScoresNotFoundError(FileNotFoundError):
     """No complete batch-scoring output at a location (no manifest)."""
+
+
+class ScoringOutputError(ValueError):
+    """The output location cannot hold an output (a file, not a folder); names the setting."""
+
+
+class ConcurrentOutputError(RuntimeError):
+    """Another job committed to the same output while this one ran: this one is refused."""
+
+
+def check_output(folder: str, storage_options: dict[str, Any] | None = None) -> dict | None:
+    """Before a job: make sure ``folder`` can hold an output; the manifest there now (or None).
+
+    Raises:
+        ScoringOutputError: ``folder`` is a file.
+        StorageError: it cannot be reached, read or created (a wrong key, a missing bucket),
+            naming the setting.
+    """
+    with storage_errors(folder, OUTPUT_SETTING, storage_options, action="prepare the output"):
+        fs, root = url_to_fs(folder, **(storage_options or {}))
+        if fs.isfile(root):
+            raise ScoringOutputError(
+                f"batch_scoring.output.path: {folder} is a file; the output is a folder (or "
+                "object prefix) of Parquet parts and a manifest: point it at a folder"
+            )
+        fs.makedirs(root, exist_ok=True)
+        return current_manifest(folder, storage_options)
+
+
+def current_manifest(folder: str, storage_options: dict[str, Any] | None = None) -> dict | None:
+    """The manifest in ``folder`` now, or None."""
+    manifest = read_json(join(folder, MANIFEST), storage_options)
+    return manifest if isinstance(manifest, dict) else None
 
 
 def absolute_uri(uri: str) -> str:
@@ -84,10 +134,31 @@ def write_part(
 
 
 def commit(
-    folder: str, manifest: dict[str, Any], storage_options: dict[str, Any] | None = None
+    folder: str,
+    manifest: dict[str, Any],
+    storage_options: dict[str, Any] | None = None,
+    *,
+    replaces: Any = _NOW,
 ) -> None:
-    """Write the manifest (the commit point), then remove files of other jobs."""
+    """Write the manifest (the commit point), then remove the files of the output it replaced.
+
+    Args:
+        replaces: the manifest the job found when it started (:func:`check_output`), None
+            for none; the commit is refused when another job's is there now. Left out: the
+            output there now, whichever it is.
+
+    Raises:
+        ConcurrentOutputError: another job committed to ``folder`` since this one started.
+    """
     fs, root = url_to_fs(folder, **(storage_options or {}))
+    now = current_manifest(folder, storage_options)
+    if replaces is not _NOW and _job(now) != _job(replaces):
+        raise ConcurrentOutputError(
+            f"another batch-scoring job ({_job(now)}) committed to {folder} while job "
+            f"{manifest.get('job', '?')} ran: refusing to replace its output (this job's parts "
+            "are removed). Run one job per output at a time, or give each its own "
+            "batch_scoring.output.path"
+        )
     payload = json.dumps({"format": FORMAT, **manifest}, indent=2).encode()
     target = posixpath.join(root, MANIFEST)
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -99,11 +170,16 @@ def commit(
         os.replace(tmp, target)
     else:
         fs.pipe_file(target, payload)  # one PUT: the object appears whole or not at all
-    keep = {entry["file"] for entry in manifest["files"]} | {MANIFEST}
-    for path in fs.ls(root, detail=False):
-        base = posixpath.basename(path.rstrip("/"))
-        if base.startswith("part-") and base not in keep:
-            fs.rm(path)
+    keep = {entry["file"] for entry in manifest["files"]}
+    for entry in (now or {}).get("files", []):
+        name = str(entry.get("file", ""))
+        if PART.fullmatch(name) and name not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(posixpath.join(root, name))
+
+
+def _job(manifest: dict[str, Any] | None) -> str | None:
+    return None if manifest is None else str(manifest.get("job", "an earlier job"))
 
 
 def abort(folder: str, job: str, storage_options: dict[str, Any] | None = None) -> None:

@@ -32,7 +32,7 @@ from mnist_pipeline.image_contract import NUM_CLASSES
 from .batch import PartCounts, score_partition
 from .inputs import InputItem
 from .model import PinnedModel, archive_model, download_model, load_shipped_model
-from .output import abort, absolute_uri, commit, part_name
+from .output import abort, absolute_uri, check_output, commit, part_name
 
 ITEM_SCHEMA = "kind string, uri string, shard_index int, shard_count int, file string"
 COUNTS_SCHEMA = (
@@ -95,7 +95,8 @@ def run_scoring_job(
 
     On any failure the job's parts are removed and the error is raised: the output
     folder then holds the previous complete result (if any) and nothing that looks
-    complete from this job.
+    complete from this job. A job that another job's commit overtook is refused
+    (:class:`~.output.ConcurrentOutputError`).
     """
     output = absolute_uri(output)
     job = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -105,6 +106,7 @@ def run_scoring_job(
     size = int(batch_size)
     in_options, out_options = dict(input_options or {}), dict(output_options or {})
 
+    previous = check_output(output, out_options)  # the output this job will replace
     archive = ship_model(spark, pinned, registry_uri)
 
     def score(frames: Iterator[Any]) -> Iterator[Any]:
@@ -135,7 +137,7 @@ def run_scoring_job(
     try:
         parts = [row.asDict() for row in frame.mapInPandas(score, COUNTS_SCHEMA).collect()]
         manifest = build_manifest(parts, pinned, source, output, job, started, partitions)
-        commit(output, manifest, out_options)
+        commit(output, manifest, out_options, replaces=previous)
     except BaseException:
         abort(output, job, out_options)
         raise

@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 
+from mnist_pipeline.errors import expected_failure
 from mnist_pipeline.processes import watch_parent
 
 from .guards import SERVER_TOKEN_ENV
@@ -32,6 +33,18 @@ def _orphaned(cleanup_dir: str | None) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down; before it runs, the default ends it
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a TCP port 0-65535 (0: any free one), found {text!r}"
+        )
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     defaults = ServerSettings()
     parser = argparse.ArgumentParser(
@@ -41,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", required=True, help="e.g. models:/mnist_cnn@production")
     parser.add_argument("--registry-uri", default=None, help="MLflow registry (and tracking) URI")
     parser.add_argument("--host", default=LOOPBACK, help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="0: any free port")
+    parser.add_argument("--port", type=_port, default=defaults.port, help="0: any free port")
     for setting in dataclasses.fields(ServerSettings):
         if setting.name in ("host", "port"):
             continue
@@ -77,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             ready_file=args.ready_file,
             token_env=args.token_env,
         )
-    except (ServerStartError, RuntimeError) as exc:
+    except Exception as exc:
+        failure = expected_failure(exc)
+        if failure is None and not isinstance(exc, ServerStartError | RuntimeError):
+            raise  # unexpected: the full traceback
         print(f"error: {exc}", file=sys.stderr)
+        if failure is not None:
+            print(f"fix: {failure.fix}", file=sys.stderr)
         return 1
     return 0
 

@@ -42,7 +42,8 @@ class ServingLimits:
     """What one request may hold.
 
     Attributes:
-        max_request_bytes: larger bodies are refused with 413 before they are read.
+        max_request_bytes: larger bodies are refused with 413 (read and discarded up to
+            :data:`DISCARD_BYTES` first, so that every client sees the 413).
         max_batch_size: images per request; more is refused with 413.
         max_json_depth: deepest nesting of JSON arrays/objects; deeper is refused with
             400 before the body is decoded (far deeper than any request format needs).
@@ -61,6 +62,14 @@ def _error(message: str, status: int) -> Response:
     return Response(error_body(message), status_code=status, media_type=JSON)
 
 
+# A body over the limit is still read, and discarded, up to this many bytes: clients that send
+# the whole body before reading the answer (Python's urllib and requests) then see the 413;
+# a connection closed on an unread body reaches them as a reset instead. Beyond it (and for
+# ``Expect: 100-continue``, whose client has not sent the body) the 413 goes out at once and
+# the connection is closed. ``body_timeout_s`` bounds the time spent reading.
+DISCARD_BYTES = 64 * 1024 * 1024
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -69,20 +78,32 @@ async def _read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise RequestError(f"invalid Content-Length header {declared!r}") from None
         if size > limit:
+            complete = False
+            if size <= DISCARD_BYTES and "100-continue" not in request.headers.get("expect", ""):
+                async for _ in request.stream():
+                    pass
+                complete = True
             raise RequestError(
                 f"request body of {size:,} bytes exceeds the limit of {limit:,} bytes: "
                 "send fewer images per request",
                 status=413,
+                close_connection=not complete,
             )
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise RequestError(
-                f"request body exceeds the limit of {limit:,} bytes: send fewer images per request",
-                status=413,
-            )
+            chunks = []  # keep reading (and discarding) to the end or to DISCARD_BYTES
+            if total > DISCARD_BYTES:
+                break
+            continue
         chunks.append(chunk)
+    if total > limit:
+        raise RequestError(
+            f"request body exceeds the limit of {limit:,} bytes: send fewer images per request",
+            status=413,
+            close_connection=total > DISCARD_BYTES,
+        )
     return b"".join(chunks)
 
 
@@ -157,7 +178,10 @@ def create_app(
             _check_depth(body, limits.max_json_depth)
             images = images_from_request(parse_json(body), max_batch=limits.max_batch_size)
         except RequestError as exc:
-            return _error(str(exc), exc.status)
+            refused = _error(str(exc), exc.status)
+            if exc.close_connection:  # the rest of the body stays unread
+                refused.headers["Connection"] = "close"
+            return refused
         except ClientDisconnect:
             return _error("client disconnected", 400)
         try:

@@ -39,11 +39,16 @@ _ONE_OF = 'exactly one of "instances", "inputs", "dataframe_split" or "dataframe
 
 
 class RequestError(ValueError):
-    """A request the server refuses; ``status`` is the HTTP status to answer."""
+    """A request the server refuses; ``status`` is the HTTP status to answer.
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    ``close_connection``: the body was left unread, so the connection cannot carry another
+    request (the answer says ``Connection: close``).
+    """
+
+    def __init__(self, message: str, status: int = 400, close_connection: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.close_connection = close_connection
 
 
 def parse_json(body: bytes) -> Any:

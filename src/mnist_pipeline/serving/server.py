@@ -32,7 +32,7 @@ from mnist_pipeline.processes import lifeline, stop_process_group
 
 from .app import ServingLimits, create_app
 from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
-from .inference_log import open_inference_log
+from .inference_log import local_folder, open_inference_log, settings_for
 from .model import load_keras_model, redact_uri, resolve_model
 from .predictor import BatchingPredictor, CompiledModel, configure_threads
 
@@ -138,9 +138,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, int(port)))
-    except OSError as exc:
+    except (OSError, OverflowError, ValueError) as exc:  # in use, no such address, 70000
         sock.close()
-        raise ServerStartError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from exc
+        reason = getattr(exc, "strerror", None) or exc
+        raise ServerStartError(f"cannot bind {host}:{port}: {reason}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -169,46 +170,55 @@ def run_server(
     Raises:
         ServerStartError: a non-loopback host without a token (and without
             ``allow_unauthenticated``), a port that cannot be bound.
+        InferenceLogError: an inference log folder that cannot be created or written.
     """
     token = server_token(token_env)
     try:
         check_exposure(settings.host, token, settings.allow_unauthenticated, token_env)
     except ExposureError as exc:
         raise ServerStartError(str(exc)) from exc
+    log_settings = settings_for(settings)
+    if log_settings.enabled:  # settings first: a log folder that cannot be used fails at once
+        local_folder(log_settings)
     info = describe_model(model_uri, registry_uri)  # fails fast on a wrong name or alias
-    configure_threads(settings.intra_op_threads, settings.inter_op_threads)
-    pinned = info.get("model_uri", model_uri)
-    started = time.perf_counter()
-    model = load_keras_model(pinned, registry_uri)
-    predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
-    inference_log = open_inference_log(settings, info)
-    app = create_app(predictor, info, settings.limits, token=token, inference_log=inference_log)
-    sock = bind_socket(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}"
-    logger.info(
-        "Serving %s (version %s) at %s/v1/models/%s:predict, loaded in %.1f s%s. Ctrl-C stops it.",
-        pinned,
-        info.get("version", "?"),
-        url,
-        info["name"],
-        time.perf_counter() - started,
-        f", bearer token required (${token_env})" if token else "",
-    )
-    server = uvicorn_server(app, settings)
-    if ready_file:
-        _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
+    inference_log = open_inference_log(log_settings, info)
+    predictor = None
     try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        # uvicorn shuts down gracefully on SIGINT, then re-raises it: Ctrl-C is a clean stop.
-        pass
+        configure_threads(settings.intra_op_threads, settings.inter_op_threads)
+        pinned = info.get("model_uri", model_uri)
+        started = time.perf_counter()
+        model = load_keras_model(pinned, registry_uri)
+        predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
+        app = create_app(predictor, info, settings.limits, token=token, inference_log=inference_log)
+        sock = bind_socket(settings.host, settings.port)
+        host, port = sock.getsockname()[:2]
+        url = f"http://{host}:{port}"
+        logger.info(
+            "Serving %s (version %s) at %s/v1/models/%s:predict, loaded in %.1f s%s. "
+            "Ctrl-C stops it.",
+            pinned,
+            info.get("version", "?"),
+            url,
+            info["name"],
+            time.perf_counter() - started,
+            f", bearer token required (${token_env})" if token else "",
+        )
+        server = uvicorn_server(app, settings)
+        if ready_file:
+            _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            # uvicorn shuts down gracefully on SIGINT, then re-raises it: Ctrl-C is a clean stop.
+            pass
+        finally:
+            sock.close()
+            logger.info("Server at %s stopped.", url)
     finally:
-        predictor.close()
+        if predictor is not None:
+            predictor.close()
         if inference_log is not None:
             inference_log.close()
-        sock.close()
-        logger.info("Server at %s stopped.", url)
 
 
 def uvicorn_server(app: Any, settings: ServerSettings) -> Any:

@@ -75,3 +75,18 @@ def quick_azure_retries(monkeypatch):
         )
 
     monkeypatch.setattr(policies_async.ExponentialRetry, "__init__", _quick)
+
+
+@pytest.fixture
+def quick_gcs_retries(monkeypatch):
+    """gcsfs retries a failed request 6 times with 1, 2, 4, 8, 16 s of backoff (~31 s): the
+    same retries, without the waits, for tests of a store that is down."""
+    import asyncio
+    import types
+
+    import gcsfs.retry
+
+    async def no_wait(_seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(gcsfs.retry, "asyncio", types.SimpleNamespace(sleep=no_wait))

@@ -209,3 +209,28 @@ def test_storage_faults_are_clear_and_name_the_uri_and_setting(fault, emulators,
     assert f"{root}/checkpoints/run" in str(caught.value)
     assert "TRAINING_CHECKPOINT_DIR" in str(caught.value)
     assert json.dumps(options) not in str(caught.value)
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_batch_scoring_with_a_wrong_storage_key_names_the_setting_not_the_key(side, emulators):
+    """Checked on the driver before Spark starts: one clear line, no raw AuthorizationFailure."""
+    from mnist_pipeline.errors import expected_failure
+    from mnist_pipeline.pipelines.batch_scoring.nodes import score_batch
+
+    wrong = {"connection_string": connection_string(emulators.azurite_port, key=_wrong_key())}
+    good = {"connection_string": emulators.azure_connection_string}
+    storage.write_bytes("abfs://sandbox/scoring-key/in/a.png", b"png", good)
+    scoring = {
+        "input": {"path": "abfs://sandbox/scoring-key/in", "storage_options": good},
+        "output": {"path": "abfs://sandbox/scoring-key/out", "storage_options": good},
+        "batch_size": 8,
+        "images_per_partition": 100,
+    }
+    scoring[side]["storage_options"] = wrong
+    with pytest.raises(storage.StorageError) as caught:
+        score_batch({}, {"registry_uri": "unused"}, scoring)
+    message = str(caught.value)
+    assert f"batch_scoring.{side}.path" in message and "credentials were refused" in message
+    assert f"abfs://sandbox/scoring-key/{'in' if side == 'input' else 'out'}" in message
+    assert _wrong_key() not in message and DEV_KEY not in message
+    assert expected_failure(caught.value) is not None  # one line and a fix, no traceback

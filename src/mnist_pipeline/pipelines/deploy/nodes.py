@@ -7,6 +7,7 @@ the others are plain functions of data.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,28 @@ def validate_production_model(
         server,
         environment=environment,
     )
+
+
+def refusal_report(model: dict[str, Any], failure: str) -> dict[str, Any]:
+    """The deployment report of a deploy that could not start (its store did not answer):
+    not deployable, with the reason, so that no earlier report is mistaken for this run's.
+
+    Args:
+        model: ``deploy_model`` parameters (name, alias, registry URI).
+        failure: what stopped it, one line.
+    """
+    from mnist_pipeline.registry.config import redact_uri
+
+    return {
+        "deployable": False,
+        "failures": [f"the deploy did not start: {failure}"],
+        "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": {
+            "name": model.get("name"),
+            "alias": model.get("alias"),
+            "registry_uri": redact_uri(str(model.get("registry_uri", ""))),
+        },
+    }
 
 
 def summarise_deployment(report: dict[str, Any]) -> str:

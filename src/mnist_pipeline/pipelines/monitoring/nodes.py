@@ -83,7 +83,9 @@ def drift_report(
     """Compare the last ``window`` records of the chosen source with the reference.
 
     An empty or missing source, or fewer records than ``window``, is a verdict
-    (``insufficient_data``) with a message, not a crash.
+    (``insufficient_data``) with a message, not a crash; malformed log records are skipped
+    and counted (``skipped_records``). A source that cannot be read fails the run with a
+    :class:`~mnist_pipeline.storage.StorageError` naming it and its setting.
     """
     source = {INFERENCE_LOG: inference_log, BATCH_SCORES: batch_scores}.get(params["source"])
     if source is None:
@@ -100,16 +102,20 @@ def drift_report(
         frame = source.window(size, str(model.get("version")) if model else None)
     except WindowError as exc:
         return {**head, "verdict": INSUFFICIENT, "message": str(exc), "records": 0}
+    skipped = int(frame.attrs.get("skipped", 0))
+    note = f" ({skipped} malformed records skipped)" if skipped else ""
     if len(frame) < size:
         return {
             **head,
             "verdict": INSUFFICIENT,
             "records": len(frame),
+            "skipped_records": skipped,
             "message": f"{source.path} holds {len(frame)} live records of version "
-            f"{model.get('version')}, fewer than the window of {size}",
+            f"{model.get('version')}, fewer than the window of {size}{note}",
         }
     report = compare(reference, window_features(frame), params["thresholds"])
-    return {**head, **report, "message": _verdict_line(report)}
+    message = _verdict_line(report) + note
+    return {**head, **report, "skipped_records": skipped, "message": message}
 
 
 def _verdict_line(report: dict[str, Any]) -> str:
@@ -152,8 +158,13 @@ def summarise_drift(report: dict[str, Any]) -> str:
 
 
 def drift_metrics(report: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """PSI per feature and the verdict (1 = drift) in kedro-mlflow's metrics format."""
-    values = {"drift": 1.0 if report["verdict"] == DRIFT else 0.0, "records": report["records"]}
+    """PSI per feature, the verdict (1 = drift) and the records used and skipped, in
+    kedro-mlflow's metrics format."""
+    values = {
+        "drift": 1.0 if report["verdict"] == DRIFT else 0.0,
+        "records": report["records"],
+        "skipped_records": report.get("skipped_records", 0),
+    }
     for name, entry in report.get("features", {}).items():
         values[f"psi.{name}"] = entry["psi"]
     return {name: {"value": float(value), "step": 0} for name, value in values.items()}
