@@ -94,3 +94,32 @@ def test_the_signature_input_form_of_every_accepted_shape() -> None:
         np.testing.assert_array_equal(batch[0], image)
     with pytest.raises(image_contract.ImageContractError, match=r"found \(1, 28, 27\)"):
         model.as_signature_input(np.zeros((1, 28, 27)))
+
+
+def test_copies_of_the_model_predict_without_a_retracing_warning(
+    tiny_model, mnist_slices, caplog, monkeypatch
+) -> None:
+    """A promotion loads several copies of the model in one process (the candidate, the copy
+    it verifies). TensorFlow counts each copy's newly traced predict function against one
+    function and warned of "excessive retracing" in every ``kedro run``; the pyfunc's
+    prediction is one direct forward pass instead."""
+    import keras
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    # TensorFlow's per-process count, fresh: what earlier tests traced does not count here.
+    monkeypatch.setattr(
+        polymorphic_function,
+        "_frequent_tracing_detector_manager",
+        polymorphic_function._FrequentTracingDetectorManager(),
+    )
+    trained, _ = tiny_model
+    images = mnist_slices["test"]["images"][:8].astype(np.float32)
+    expected = trained.predict(images[..., None], verbose=0)
+    classifier = runpy.run_path(str(model.PYFUNC_MODEL_FILE))["MnistClassifier"]()
+    caplog.set_level("WARNING")
+    for _ in range(6):
+        copy = keras.models.clone_model(trained)
+        copy.set_weights(trained.get_weights())
+        classifier.keras_model = copy
+        np.testing.assert_allclose(classifier.predict(None, images), expected, atol=1e-6)
+    assert "retracing" not in caplog.text
