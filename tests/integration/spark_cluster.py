@@ -71,8 +71,10 @@ def private_view_commands(hidden: Iterable[Path], kept: Iterable[Path]) -> list[
     tmpfs after it. The commands end in ``/``: a working folder under a hidden one would
     still see the files underneath.
 
+    Every hidden folder must exist (:meth:`StandaloneCluster.start` makes the missing ones).
+
     Raises:
-        PrivateViewError: a folder is both hidden and kept, or a hidden one does not exist.
+        PrivateViewError: a folder is both hidden and kept.
     """
     hide = {Path(os.path.realpath(path)) for path in hidden}
     keep = {Path(os.path.realpath(path)) for path in kept}
@@ -82,9 +84,6 @@ def private_view_commands(hidden: Iterable[Path], kept: Iterable[Path]) -> list[
             f"{', '.join(map(str, both))} would be hidden from the workers (a driver's data, "
             "MLflow or scratch folder) and kept (what a worker runs from) at once"
         )
-    missing = sorted(path for path in hide if not path.is_dir())
-    if missing:
-        raise PrivateViewError(f"the folders to hide do not exist: {missing}")
     applied: dict[Path, str] = {}
 
     def hidden_now(path: Path) -> bool:
@@ -189,6 +188,8 @@ class StandaloneCluster:
 
     def start(self, timeout_s: float = 90) -> StandaloneCluster:
         self.folder.mkdir(parents=True, exist_ok=True)
+        for folder in self.private_dirs:  # a tmpfs goes over a folder: the driver's, empty
+            folder.mkdir(parents=True, exist_ok=True)
         self._spawn(
             "master",
             "org.apache.spark.deploy.master.Master",

@@ -49,7 +49,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def isolated_cluster(tmp_path_factory):
     scratch = run_folder(tmp_path_factory)
-    (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
     reason = no_shared_disk_unavailable(scratch)
     if reason:
         # Without root a CI run fails (a green CI means it ran); where the folders
