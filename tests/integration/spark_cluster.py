@@ -68,7 +68,7 @@ def private_view_commands(hidden: Iterable[Path], kept: Iterable[Path]) -> list[
     one already hides it; a kept folder that an outer tmpfs hides is bound back from a file
     descriptor opened before any mount (``mount --bind /proc/self/fd/N``), so hidden folders
     inside it (the project's ``data/`` in a clone under the temp folder) get their own
-    tmpfs after it. The commands end in ``/``: a working folder under a hidden one would
+    tmpfs after it. The last command is ``cd /``: a working folder under a hidden one would
     still see the files underneath.
 
     Every hidden folder must exist (:meth:`StandaloneCluster.start` makes the missing ones).
