@@ -64,6 +64,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0].removeprefix("tests/"), 99))
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test run's own temp folder: the pytest-xdist workers' folders are inside it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def built_once(
     tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
 ) -> Path:
@@ -72,9 +78,7 @@ def built_once(
     The first worker to ask builds it under an exclusive file lock; the others wait on the
     lock, then reuse it. A folder left half-built by a failed ``build`` is rebuilt.
     """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # this run's root folder, shared by the workers' own folders
+    base = run_folder(tmp_path_factory)
     folder, done = base / f"built-once-{name}", base / f"built-once-{name}.done"
     with open(base / f"built-once-{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

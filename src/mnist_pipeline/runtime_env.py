@@ -4,8 +4,10 @@ Only *defaults*: a variable the user (or a cluster) already set is never changed
 
 * MLflow's INFO lines ("Creating initial MLflow database tables...") go with
   ``MLFLOW_LOGGING_LEVEL=WARNING``; its warnings and errors stay.
-* TensorFlow/absl start-up lines (``cpu_feature_guard``, ``absl::InitializeLog``) are INFO
-  lines of TensorFlow's C++ logger: ``TF_CPP_MIN_LOG_LEVEL=1`` keeps its warnings and errors.
+* TensorFlow's C++ start-up lines (``cpu_feature_guard``) are INFO lines of its C++ logger:
+  ``TF_CPP_MIN_LOG_LEVEL=1`` keeps its warnings and errors. TensorFlow 2.21 prints two lines
+  through absl before its logging is set up, which no variable silences: absl's
+  ``All log messages before absl::InitializeLog() ...`` and ``oneDNN custom operations are on``.
 * Spark's "Your hostname resolves to a loopback address … set SPARK_LOCAL_IP" hint: a local
   master (``local``, ``local[*]``, ``local-cluster[...]``) or a master on 127.0.0.1 binds to
   loopback anyway, so ``SPARK_LOCAL_IP=127.0.0.1`` is the right default there. On a real

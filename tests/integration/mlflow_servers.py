@@ -9,13 +9,15 @@ and :meth:`MlflowServer.stop` kills the whole group.
 
 Usage with the fixtures of ``tests/integration/conftest.py``::
 
-    def test_something(mlflow_servers):            # two fresh servers: sandbox + production
+    def test_something(mlflow_servers, mlflow_names):  # the module's sandbox + production
         sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
         mlflow.set_tracking_uri(sandbox.url)       # "http://127.0.0.1:<port>"
+        mlflow.set_experiment(mlflow_names.experiment)  # names no other test uses
         ...
         sandbox.stop()                             # e.g. prove production needs no sandbox
+                                                   # (the next test gets it started again)
 
-    def test_other(mlflow_server_factory):         # any number, stopped after the test
+    def test_other(mlflow_server_factory):         # fresh ones of its own, stopped after it
         registry = mlflow_server_factory("registry")
         assert registry.is_healthy()
 

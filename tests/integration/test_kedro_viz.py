@@ -1,5 +1,9 @@
 """kedro-viz on the real project: a real ``kedro viz run`` server seen by headless Chromium.
 
+The browser (the system's Chromium, driven by Playwright over its DevTools protocol) waits
+for what each test checks: the flowchart's boxes, which the page draws only after its own
+request to ``/api/main`` answers.
+
 The server and ``kedro viz build`` run in a scratch copy of the project (``pyproject.toml``,
 ``conf/`` without personal ``conf/local`` files, ``src/``), so they never write into the
 working tree. The screenshot is kept as a test artifact:
@@ -30,7 +34,7 @@ from mnist_pipeline.pipelines.ingestion.nodes import (
 )
 from mnist_pipeline.processes import stop_process_group
 from tests.conftest import make_split
-from tests.integration.browser import dom_and_screenshot, dump_dom, require_chromium
+from tests.integration.browser import Browser, launch, require_chromium
 from tests.integration.scratch_project import project_copy, scratch_environment
 
 pytestmark = pytest.mark.integration
@@ -47,6 +51,9 @@ UNLAYERED_TYPES = {None, "io.memory_dataset.MemoryDataset"}
 # add `metadata: {kedro-viz: {layer: reporting}}` to them, then remove them here).
 KNOWN_UNLAYERED: set[str] = set()
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "kedro-viz"
+# The flowchart's boxes: one per stage (collapsed, a modular pipeline) or per node.
+STAGE_BOX = 'g.pipeline-node[data-node-type="modularPipeline"]'
+NODE_BOX = 'g.pipeline-node[data-node-type="task"]'
 
 
 def _viz_port() -> int:
@@ -84,8 +91,10 @@ def registered_pipelines(project_root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    return require_chromium()
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module's pages (each page gets a fresh context)."""
+    with launch(require_chromium()) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -174,19 +183,26 @@ def test_api_serves_every_registered_node(api_main, registered_pipelines):
     assert {p["id"] for p in api_main["pipelines"]} == set(registered_pipelines)
 
 
-def test_flowchart_draws_one_box_per_stage(chromium, viz_url, registered_pipelines):
+def test_flowchart_draws_one_box_per_stage(browser, viz_url, registered_pipelines):
     stages = {node.namespace for node in registered_pipelines["__default__"].nodes}
-    drawn = _drawn_nodes(dump_dom(chromium, f"{viz_url}/"))
+    drawn = _drawn_nodes(browser.render(f"{viz_url}/", ready=STAGE_BOX, count=len(stages)))
     assert {name for _, name in drawn.get("modularPipeline", [])} == stages
     assert "task" not in drawn, "collapsed stages should hide their nodes"
 
 
 @pytest.fixture(scope="module")
-def expanded_flowchart(chromium, viz_url) -> tuple[str, Path]:
-    """The expanded flowchart's DOM and its screenshot (kept as a test artifact)."""
-    return dom_and_screenshot(
-        chromium, f"{viz_url}/?expandAllPipelines=true", ARTIFACTS / "flowchart.png"
+def expanded_flowchart(browser, viz_url, api_main) -> tuple[str, Path]:
+    """The expanded flowchart's DOM once every node is drawn, and its screenshot (kept as a
+    test artifact)."""
+    tasks = [node for node in api_main["nodes"] if node["type"] == "task"]
+    screenshot = ARTIFACTS / "flowchart.png"
+    dom = browser.render(
+        f"{viz_url}/?expandAllPipelines=true",
+        ready=NODE_BOX,
+        count=len(tasks),
+        screenshot=screenshot,
     )
+    return dom, screenshot
 
 
 def test_flowchart_draws_every_node_when_expanded(expanded_flowchart, api_main):

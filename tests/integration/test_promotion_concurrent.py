@@ -23,7 +23,6 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MODEL = "mnist_cnn"
 RUNS = 2
 BARRIER_TIMEOUT_S = 300
 ALIAS_RACE_ROUNDS = 30
@@ -31,6 +30,7 @@ ALIAS_RACE_ROUNDS = 30
 
 def _promote_once(  # noqa: PLR0917  (a process target: positional args)
     sandbox_url: str,
+    experiment: str,
     params: dict[str, Any],
     model_path: str,
     test_path: str,
@@ -48,7 +48,7 @@ def _promote_once(  # noqa: PLR0917  (a process target: positional args)
             test = {"images": data["images"], "labels": data["labels"]}
         mlflow.set_tracking_uri(sandbox_url)
         mlflow.set_registry_uri(sandbox_url)
-        mlflow.set_experiment("concurrent-promotions")
+        mlflow.set_experiment(experiment)
         metrics = {"test_accuracy": 0.9, "test_loss": 0.3}
         with mlflow.start_run():
             barrier.wait(BARRIER_TIMEOUT_S)
@@ -64,20 +64,21 @@ def _promote_once(  # noqa: PLR0917  (a process target: positional args)
         barrier.abort()
 
 
-def _versions(url: str) -> list[str]:
+def _versions(url: str, model: str) -> list[str]:
     client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
-    return sorted(str(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
+    return sorted(str(v.version) for v in client.search_model_versions(f"name='{model}'"))
 
 
 def test_two_promotions_at_once_make_one_version_in_each_registry(
-    tmp_path: Path, mlflow_servers, tiny_model, mnist_slices
+    tmp_path: Path, mlflow_servers, mlflow_names, tiny_model, mnist_slices
 ):
     sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
+    name = mlflow_names.model  # the servers are the module's: this test's own model name
     model, _ = tiny_model
     test_path = tmp_path / "test.npz"
     np.savez(test_path, **mnist_slices["test"])
     params = {
-        "model_name": MODEL,
+        "model_name": name,
         "champion_alias": "champion",
         "gate": {
             "mode": "enabled",
@@ -86,12 +87,18 @@ def test_two_promotions_at_once_make_one_version_in_each_registry(
             "tolerance": 0.0,
             "fail_run_on_refusal": True,
         },
-        "production": {"tracking_uri": production.url, "model_name": MODEL, "alias": "production"},
+        "production": {
+            "tracking_uri": production.url,
+            "model_name": name,
+            "alias": "production",
+            "experiment": mlflow_names.production_experiment,
+        },
         "verify": {"num_images": 16, "seed": 0, "atol": 1e-6},
     }
     context = multiprocessing.get_context("spawn")  # TensorFlow must not be forked
     barrier, results = context.Barrier(RUNS), context.Queue()
-    args = (sandbox.url, params, str(model.saved_path), str(test_path), barrier, results)
+    experiment, model_path = mlflow_names.experiment, str(model.saved_path)
+    args = (sandbox.url, experiment, params, model_path, str(test_path), barrier, results)
     jobs = [context.Process(target=_promote_once, args=args) for _ in range(RUNS)]
     for job in jobs:
         job.start()
@@ -110,10 +117,10 @@ def test_two_promotions_at_once_make_one_version_in_each_registry(
     assert not errors, "\n".join(errors)
 
     # No duplicate: one sandbox version, one production copy of it.
-    assert _versions(sandbox.url) == ["1"]
-    assert _versions(production.url) == ["1"]
+    assert _versions(sandbox.url, name) == ["1"]
+    assert _versions(production.url, name) == ["1"]
     client = mlflow.MlflowClient(tracking_uri=production.url, registry_uri=production.url)
-    promoted = client.get_model_version_by_alias(MODEL, "production")
+    promoted = client.get_model_version_by_alias(name, "production")
     assert str(promoted.version) == "1" and promoted.tags["lineage.verified"] == "true"
     assert promoted.tags["lineage.source_version"] == "1"
     # Every report names the version it judged, and it is the one that was promoted.
@@ -127,13 +134,13 @@ def test_two_promotions_at_once_make_one_version_in_each_registry(
     # inserts a new alias after looking for it, and without store.set_alias's retry two
     # writers at once lost that race in 21 of these 30 rounds (``UNIQUE constraint failed``).
     sandbox_client = mlflow.MlflowClient(tracking_uri=sandbox.url, registry_uri=sandbox.url)
-    errors = _race_new_aliases(sandbox_client, "1")
+    errors = _race_new_aliases(sandbox_client, name, "1")
     assert not errors, "\n".join(errors)
-    aliases = sandbox_client.get_registered_model(MODEL).aliases
+    aliases = sandbox_client.get_registered_model(name).aliases
     assert {f"race-{r}" for r in range(ALIAS_RACE_ROUNDS)} <= set(aliases)
 
 
-def _race_new_aliases(client: mlflow.MlflowClient, version: str) -> list[str]:
+def _race_new_aliases(client: mlflow.MlflowClient, model: str, version: str) -> list[str]:
     """Set each of ``ALIAS_RACE_ROUNDS`` new aliases from two threads at once; the errors."""
     from mnist_pipeline.registry import store
 
@@ -142,7 +149,7 @@ def _race_new_aliases(client: mlflow.MlflowClient, version: str) -> list[str]:
     def set_alias(alias: str, barrier: threading.Barrier) -> None:
         barrier.wait(BARRIER_TIMEOUT_S)
         try:
-            store.set_alias(client, MODEL, alias, version)
+            store.set_alias(client, model, alias, version)
         except Exception as error:  # the test reports every failure
             errors.append(f"{alias}: {error}")
 

@@ -1,9 +1,11 @@
 """Sandbox → production promotion between two real ``mlflow server`` processes.
 
-Each test gets two fresh servers (``mlflow_servers``) that share no storage: the sandbox
-(where ``kedro run --env azure`` tracks and registers) and production (the promotion target).
-The runs go through a Kedro session of the evaluation + promotion pipelines on a tiny model
-trained for real on a slice of MNIST.
+Two servers that share no storage: the sandbox (where ``kedro run --env azure`` tracks and
+registers) and production (the promotion target). The module's tests share the pair
+(``mlflow_servers``) and keep apart by name: each registers its own model (version numbers
+start at 1 for it), tracks into its own experiments and artifact folders, and plants secrets
+of its own. The runs go through a Kedro session of the evaluation + promotion pipelines on a
+tiny model trained for real on a slice of MNIST.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 
 import keras
@@ -25,23 +28,29 @@ from tests.integration.mlflow_servers import live_group_members
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MODEL = "mnist_cnn"
-# Values that must never reach a log, a tag, a parameter or an artifact.
-SECRETS = {
-    "MLFLOW_TRACKING_TOKEN": "tok-never-log-7f3a9c1e",
-    "DATABRICKS_TOKEN": "dapi-never-log-51b2d8e0",
-}
 LOW_FLOOR = {"promotion": {"gate": {"min_accuracy": 0.5}}}
-# A password someone wrote into the production tracking URI (the server ignores it).
-PASSWORD = "pw-never-log-0c4e2b9d"
 
 
-def _with_password(url: str) -> str:
-    return url.replace("http://", f"http://bot:{PASSWORD}@")
+def _never_log(kind: str) -> str:
+    """A value that must never reach a log, a tag, a parameter or an artifact: unique to the
+    test, so that a search of the shared stores finds this test's leaks only."""
+    return f"{kind}-never-log-{uuid.uuid4().hex}"
 
 
 @pytest.fixture
-def workspace(tmp_path, monkeypatch, mlflow_servers, tiny_model, mnist_slices):
+def password() -> str:
+    """A password someone wrote into the production tracking URI (the server ignores it)."""
+    return _never_log("pw")
+
+
+def _with_password(url: str, password: str) -> str:
+    return url.replace("http://", f"http://bot:{password}@")
+
+
+@pytest.fixture
+def workspace(  # noqa: PLR0917
+    tmp_path, monkeypatch, mlflow_servers, mlflow_names, tiny_model, mnist_slices
+):
     """A project copy whose sandbox and production are the two servers; inputs seeded."""
     for name in list(os.environ):
         if name.startswith(("MLFLOW_", "DATABRICKS_")):
@@ -49,8 +58,15 @@ def workspace(tmp_path, monkeypatch, mlflow_servers, tiny_model, mnist_slices):
     monkeypatch.setenv("MNIST_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("MLFLOW_SANDBOX_TRACKING_URI", mlflow_servers.sandbox.url)
     # Proxied artifacts: the client uploads over HTTP, the server stores them.
-    monkeypatch.setenv("MLFLOW_SANDBOX_ARTIFACT_LOCATION", "mlflow-artifacts:/sandbox-runs")
+    artifacts = f"mlflow-artifacts:/{mlflow_names.artifacts}"
+    monkeypatch.setenv("MLFLOW_SANDBOX_ARTIFACT_LOCATION", f"{artifacts}/sandbox-runs")
     monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", mlflow_servers.production.url)
+    monkeypatch.setenv("MLFLOW_PRODUCTION_ARTIFACT_LOCATION", f"{artifacts}/copies")
+    # This test's own names in the servers the module's tests share.
+    monkeypatch.setenv("MLFLOW_SANDBOX_MODEL_NAME", mlflow_names.model)
+    monkeypatch.setenv("MLFLOW_PRODUCTION_MODEL_NAME", mlflow_names.model)
+    monkeypatch.setenv("MLFLOW_SANDBOX_EXPERIMENT", mlflow_names.experiment)
+    monkeypatch.setenv("MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT", mlflow_names.production_experiment)
     project = promotion_project.make_project(tmp_path)
     promotion_project.seed_trained_candidate(
         project, "azure", tiny_model, mnist_slices["test"], "a" * 64
@@ -62,13 +78,13 @@ def _client(server) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=server.url, registry_uri=server.url)
 
 
-def _versions(server) -> list[str]:
-    return sorted(str(v.version) for v in _client(server).search_model_versions(f"name='{MODEL}'"))
+def _versions(server, model: str) -> list[str]:
+    return sorted(str(v.version) for v in _client(server).search_model_versions(f"name='{model}'"))
 
 
-def _alias(server, alias: str) -> str | None:
+def _alias(server, model: str, alias: str) -> str | None:
     try:
-        return str(_client(server).get_model_version_by_alias(MODEL, alias).version)
+        return str(_client(server).get_model_version_by_alias(model, alias).version)
     except mlflow.exceptions.MlflowException:
         return None
 
@@ -77,10 +93,10 @@ def _report(tmp_path: Path, name: str) -> dict:
     return json.loads((tmp_path / "data" / "08_reporting" / f"{name}.json").read_text())
 
 
-def _run_id(server) -> str:
-    """The newest run of the sandbox's experiments (the Kedro run)."""
+def _run_id(server, experiment: str) -> str:
+    """The newest run of the test's sandbox experiment (the Kedro run)."""
     client = _client(server)
-    ids = [e.experiment_id for e in client.search_experiments()]
+    ids = [client.get_experiment_by_name(experiment).experiment_id]
     return client.search_runs(ids, order_by=["attributes.start_time DESC"])[0].info.run_id
 
 
@@ -89,21 +105,24 @@ def _files_containing(root: Path, needle: bytes) -> list[Path]:
 
 
 def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # noqa: PLR0917
-    workspace, tmp_path, monkeypatch, mlflow_servers, mnist_slices, caplog, capfd
-):
+    workspace, tmp_path, monkeypatch, mlflow_servers, mlflow_names, password, mnist_slices,
+    caplog, capfd,
+):  # fmt: skip
     sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
-    for name, value in SECRETS.items():
+    model = mlflow_names.model
+    secrets = {"MLFLOW_TRACKING_TOKEN": _never_log("tok"), "DATABRICKS_TOKEN": _never_log("dapi")}
+    for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", _with_password(production.url))
+    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", _with_password(production.url, password))
     caplog.set_level(logging.DEBUG)
 
     promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
 
     report = _report(tmp_path, "promotion_report")
     assert report["action"] == "copied"
-    assert _alias(production, "production") == report["version"] == "1"
-    assert _alias(sandbox, "champion") == "1"
-    version = _client(production).get_model_version(MODEL, "1")
+    assert _alias(production, model, "production") == report["version"] == "1"
+    assert _alias(sandbox, model, "champion") == "1"
+    version = _client(production).get_model_version(model, "1")
     metrics = _report(tmp_path, "evaluation_metrics")
     assert version.tags["lineage.verified"] == "true"
     assert version.tags["lineage.source_registry_uri"] == sandbox.url
@@ -112,23 +131,23 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
     assert len(version.tags["lineage.git_commit"]) >= 7
     assert float(version.tags["metric.test_accuracy"]) == pytest.approx(metrics["test_accuracy"])
     # The copy lives in production's own storage.
-    assert list(production.artifacts_destination.rglob("MLmodel"))
+    assert list((production.artifacts_destination / mlflow_names.artifacts).rglob("MLmodel"))
 
     # A second promotion of the same source version creates nothing and moves nothing.
     promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
     assert _report(tmp_path, "promotion_report")["action"] == "noop"
-    assert _versions(production) == ["1"]
-    assert _versions(sandbox) == ["1"]
+    assert _versions(production, model) == ["1"]
+    assert _versions(sandbox, model) == ["1"]
 
     # No credential value in any log, tag, parameter, database or artifact (the stores'
     # databases hold the runs' parameters and tags; artifacts are files under their roots).
     output = capfd.readouterr()
     logs = caplog.text + output.out + output.err
-    params = _client(sandbox).get_run(_run_id(sandbox)).data
+    params = _client(sandbox).get_run(_run_id(sandbox, mlflow_names.experiment)).data
     assert params.params["promotion.production.tracking_uri"] == (
         production.url.replace("http://", "http://bot:***@")
     )
-    for value in [*SECRETS.values(), PASSWORD]:
+    for value in [*secrets.values(), password]:
         assert value not in logs
         for root in (sandbox.root, production.root, tmp_path / "data", workspace):
             assert _files_containing(root, value.encode()) == []
@@ -141,7 +160,7 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
     with promotion_project.mlflow_state():
         mlflow.set_tracking_uri(production.url)
         mlflow.set_registry_uri(production.url)
-        served = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
+        served = mlflow.pyfunc.load_model(f"models:/{model}@production")
     test = mnist_slices["test"]
     probabilities = served.predict(test["images"].astype(np.float32))  # the signature
     accuracy = float((probabilities.argmax(axis=1) == test["labels"]).mean())
@@ -152,11 +171,13 @@ def test_azure_run_promotes_a_verified_copy_that_serves_without_the_sandbox(  # 
 
 
 def test_refusal_and_unreachable_production_leave_production_untouched(  # noqa: PLR0917
-    workspace, tmp_path, monkeypatch, mlflow_servers, tiny_model, caplog, capfd
-):
+    workspace, tmp_path, monkeypatch, mlflow_servers, mlflow_names, password, tiny_model,
+    caplog, capfd,
+):  # fmt: skip
     sandbox, production = mlflow_servers.sandbox, mlflow_servers.production
+    model_name = mlflow_names.model
     promotion_project.run(workspace, "azure", runtime_params=LOW_FLOOR)
-    assert _alias(production, "production") == "1"
+    assert _alias(production, model_name, "production") == "1"
 
     # A worse challenger: the champion's weights, its classifier blurred with noise.
     model, _ = tiny_model
@@ -175,25 +196,27 @@ def test_refusal_and_unreachable_production_leave_production_untouched(  # noqa:
     assert not verdict["passed"]
     assert [c["check"] for c in verdict["checks"] if not c["passed"]] == ["champion"]
     assert verdict["champion_version"] == "1" and verdict["candidate_version"] == "2"
-    assert _alias(sandbox, "champion") == "1"
-    assert _versions(production) == ["1"] and _alias(production, "production") == "1"
+    assert _alias(sandbox, model_name, "champion") == "1"
+    assert _versions(production, model_name) == ["1"]
+    assert _alias(production, model_name, "production") == "1"
 
     # Production down: a clear error naming it, and nothing moves anywhere.
     production.stop()
-    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", _with_password(production.url))
+    monkeypatch.setenv("MLFLOW_PRODUCTION_TRACKING_URI", _with_password(production.url, password))
     disabled = {"promotion": {"gate": {"mode": "disabled", "min_accuracy": 0.5}}}
     with pytest.raises(RegistryUnreachableError, match=r"production .* is unreachable") as error:
         promotion_project.run(workspace, "azure", runtime_params=disabled)
     assert production.url.replace("http://", "http://bot:***@") in str(error.value)
     # Nothing of the failure (message, cause, traceback, logs) repeats the password.
-    assert error.value.__cause__ is None or PASSWORD not in str(error.value.__cause__)
+    assert error.value.__cause__ is None or password not in str(error.value.__cause__)
     output = capfd.readouterr()
-    assert PASSWORD not in caplog.text + output.out + output.err
-    assert _files_containing(sandbox.root, PASSWORD.encode()) == []
-    assert _alias(sandbox, "champion") == "1"
+    assert password not in caplog.text + output.out + output.err
+    assert _files_containing(sandbox.root, password.encode()) == []
+    assert _alias(sandbox, model_name, "champion") == "1"
     # Read production's own store directly (its server is down): nothing was written.
     store = mlflow.MlflowClient(
         tracking_uri=production.backend_store_uri, registry_uri=production.backend_store_uri
     )
-    assert [str(v.version) for v in store.search_model_versions(f"name='{MODEL}'")] == ["1"]
-    assert str(store.get_model_version_by_alias(MODEL, "production").version) == "1"
+    versions = store.search_model_versions(f"name='{model_name}'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert str(store.get_model_version_by_alias(model_name, "production").version) == "1"

@@ -4,9 +4,9 @@ installed pyspark's scripts.
 
 `custom` mode and the killed-worker resume run once, on the stricter cluster whose workers
 share no disk (tests/integration/cloud/test_cloud_cluster.py). That cluster needs root and
-`unshare`; where it can run (CI runs as root), its `distributed` test makes the same checks
-as this one, so this one runs only where it cannot (a developer's laptop): the same
-behaviour is not trained twice in a CI run.
+`unshare` (and a temp folder that is not the project itself); where it can run (CI runs as
+root), its `distributed` test makes the same checks as this one, so this one runs only
+where it cannot (a developer's laptop): the same behaviour is not trained twice in a CI run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from mnist_pipeline.training import run_training
 from mnist_pipeline.training.runner import available_slots
-from tests.integration.spark_cluster import StandaloneCluster, can_unshare
+from tests.integration.spark_cluster import StandaloneCluster, no_shared_disk_unavailable
 from tests.training.conftest import (
     small_config,
     spark_session,
@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.skipif(
-        can_unshare(),
+        no_shared_disk_unavailable() is None,
         reason="the no-shared-disk cluster runs here: its distributed test covers this one",
     ),
 ]

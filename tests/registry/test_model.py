@@ -104,7 +104,7 @@ def test_the_logged_pyfunc_refuses_an_image_scaled_to_0_1_like_kedro_serve() -> 
     classifier = namespace["MnistClassifier"]()
 
     class Keras:
-        def predict_on_batch(self, batch):
+        def __call__(self, batch, training=False):
             return np.full((len(batch), 10), 0.1, np.float32)
 
     classifier.keras_model = Keras()
@@ -117,3 +117,32 @@ def test_the_logged_pyfunc_refuses_an_image_scaled_to_0_1_like_kedro_serve() -> 
     assert served.value.status == 400
     assert str(served.value).endswith(pyfunc.value.message)  # one rule, one message
     assert classifier.predict(None, scaled * 255).shape == (1, 10)
+
+
+def test_copies_of_the_model_predict_without_a_retracing_warning(
+    tiny_model, mnist_slices, caplog, monkeypatch
+) -> None:
+    """A promotion loads several copies of the model in one process (the candidate, the copy
+    it verifies). TensorFlow counts each copy's newly traced predict function against one
+    function and warned of "excessive retracing" in every ``kedro run``; the pyfunc's
+    prediction is one direct forward pass instead."""
+    import keras
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    # TensorFlow's per-process count, fresh: what earlier tests traced does not count here.
+    monkeypatch.setattr(
+        polymorphic_function,
+        "_frequent_tracing_detector_manager",
+        polymorphic_function._FrequentTracingDetectorManager(),
+    )
+    trained, _ = tiny_model
+    images = mnist_slices["test"]["images"][:8].astype(np.float32)
+    expected = trained.predict(images[..., None], verbose=0)
+    classifier = runpy.run_path(str(model.PYFUNC_MODEL_FILE))["MnistClassifier"]()
+    caplog.set_level("WARNING")
+    for _ in range(6):
+        copy = keras.models.clone_model(trained)
+        copy.set_weights(trained.get_weights())
+        classifier.keras_model = copy
+        np.testing.assert_allclose(classifier.predict(None, images), expected, atol=1e-6)
+    assert "retracing" not in caplog.text

@@ -1,8 +1,9 @@
 """A tiny Keras model of the trained-model contract, trained for real on a slice of MNIST.
 
 Contract (issue 3's ``trained_model``): float32 (N, 28, 28, 1) pixel values 0–255 in (the
-model rescales itself), (N, 10) softmax probabilities out. One epoch on 3,000 real training
-images gives a real, far-above-chance accuracy in a few seconds.
+model rescales itself), (N, 10) softmax probabilities out. Two epochs on 3,000 real training
+images give a real, far-above-chance accuracy in a few seconds. Trained once per test run:
+the pytest-xdist workers load the saved model (``built_once``).
 
 Import the fixtures into a ``conftest.py`` that needs them::
 
@@ -11,12 +12,13 @@ Import the fixtures into a ``conftest.py`` that needs them::
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import read_mnist_split
+from tests.conftest import built_once, read_mnist_split
 
 TRAIN_IMAGES = 3000
 TEST_IMAGES = 1000
@@ -51,21 +53,33 @@ def mnist_slices(real_mnist_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-@pytest.fixture(scope="session")
-def tiny_model(mnist_slices, tmp_path_factory):
-    """``(model, history)``: trained one epoch; also saved as ``.keras`` at ``model.saved_path``."""
+def _train_tiny_model(folder: Path, train: dict[str, np.ndarray]) -> None:
+    """Train the tiny model; save it (``mnist_cnn.keras``) and its history (``history.json``)."""
     model = build_tiny_model()
-    images = mnist_slices["train"]["images"][..., np.newaxis].astype(np.float32)
     fit = model.fit(
-        images,
-        mnist_slices["train"]["labels"],
+        train["images"][..., np.newaxis].astype(np.float32),
+        train["labels"],
         epochs=2,
         batch_size=64,
         validation_split=0.1,
         verbose=0,
     )
-    path = tmp_path_factory.mktemp("tiny-model") / "mnist_cnn.keras"
-    model.save(path)
-    model.saved_path = path
+    model.save(folder / "mnist_cnn.keras")
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    return model, history
+    (folder / "history.json").write_text(json.dumps(history))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(mnist_slices, tmp_path_factory):
+    """``(model, history)``: trained two epochs once per test run, loaded from its ``.keras``
+    file (``model.saved_path``, shared by the run's workers: read it, never write it)."""
+    import keras
+
+    folder = built_once(
+        tmp_path_factory,
+        "tiny-model",
+        lambda target: _train_tiny_model(target, mnist_slices["train"]),
+    )
+    model = keras.saving.load_model(folder / "mnist_cnn.keras")
+    model.saved_path = folder / "mnist_cnn.keras"
+    return model, json.loads((folder / "history.json").read_text())

@@ -78,7 +78,9 @@ def _trained_model(folder: Path, mnist_dir: Path) -> None:
     batches = input_batches(
         train["images"][..., None].astype(np.float32), train["labels"], BATCH, seed=0
     )
-    model.fit(batches, epochs=1, steps_per_epoch=TRAIN_IMAGES // BATCH, verbose=0)
+    # shuffle=False: the batches are shuffled already (Keras ignores it for a tf.data input,
+    # with a warning)
+    model.fit(batches, epochs=1, steps_per_epoch=TRAIN_IMAGES // BATCH, shuffle=False, verbose=0)
     model.save(folder / "model.keras")
 
 

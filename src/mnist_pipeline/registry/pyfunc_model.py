@@ -103,7 +103,10 @@ class MnistClassifier(mlflow.pyfunc.PythonModel):
             batch = to_model_batch(images_from_model_input(model_input))
         except ImageContractError as exc:
             raise InputContractViolation(str(exc)) from exc
-        return np.asarray(self.keras_model.predict_on_batch(batch), dtype=np.float32)
+        # One forward pass, called directly: predict_on_batch would trace a tf.function for
+        # each loaded copy, and a process that loads several (the promotion's check of the
+        # copy against its source) trips TensorFlow's "excessive retracing" warning.
+        return np.asarray(self.keras_model(batch, training=False), dtype=np.float32)
 
 
 mlflow.models.set_model(MnistClassifier())

@@ -1,8 +1,10 @@
 """Training on workers that share no disk with the driver.
 
 A Spark standalone master and two workers on 127.0.0.1, each worker in its own mount
-namespace with empty private mounts over the project's data/ and mlruns/ and the temp
-folder (``unshare --mount`` + tmpfs, root only). The model input is on abfs:// (Azurite),
+namespace with empty private mounts over exactly the driver's folders: the project's data/
+and mlruns/, the temp folder and the test run's scratch folder (``unshare --mount`` + tmpfs,
+root only), while the project, its venv, Python, Spark and Java stay visible wherever they
+live (a clone inside the temp folder too). The model input is on abfs:// (Azurite),
 the chief writes checkpoints and the model there, the driver loads the model from there;
 the storage options reach the executors as arguments, never through their environment.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -23,8 +26,14 @@ from mnist_pipeline import storage
 from mnist_pipeline.datasets.image_shards import write_image_shards
 from mnist_pipeline.training import checkpoint, load_trained_model, run_training
 from mnist_pipeline.training.runner import available_slots
-from tests.conftest import PROJECT_ROOT
-from tests.integration.spark_cluster import StandaloneCluster, can_unshare, python_task_workers
+from tests.conftest import PROJECT_ROOT, run_folder
+from tests.integration.spark_cluster import (
+    StandaloneCluster,
+    can_unshare,
+    driver_only_folders,
+    no_shared_disk_unavailable,
+    python_task_workers,
+)
 from tests.training.conftest import (
     TEST_IMAGES,
     TRAIN_IMAGES,
@@ -36,19 +45,21 @@ from tests.training.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PRIVATE = (PROJECT_ROOT / "data", PROJECT_ROOT / "mlruns", Path(tempfile.gettempdir()))
-
 
 @pytest.fixture(scope="module")
 def isolated_cluster(tmp_path_factory):
-    if not can_unshare():
-        message = "the no-shared-disk cluster needs root and unshare (CI runs as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    (PROJECT_ROOT / "mlruns").mkdir(exist_ok=True)
+    scratch = run_folder(tmp_path_factory)
+    reason = no_shared_disk_unavailable(scratch)
+    if reason:
+        # Without root a CI run fails (a green CI means it ran); where the folders
+        # themselves rule it out, test_training_cluster.py runs the distributed case.
+        if os.environ.get("CI") and not can_unshare():
+            pytest.fail(reason)
+        pytest.skip(reason)
     cluster = StandaloneCluster(
-        tmp_path_factory.mktemp("isolated-cluster"), workers=2, private_dirs=PRIVATE
+        tmp_path_factory.mktemp("isolated-cluster"),
+        workers=2,
+        private_dirs=driver_only_folders(scratch),
     ).start()
     spark = spark_session(cluster.master_url, app="mnist-pipeline-no-shared-disk")
     yield cluster, spark
@@ -92,28 +103,35 @@ def _accuracy(model, model_input) -> float:
 
 
 def test_the_workers_cannot_see_the_drivers_disk(isolated_cluster, tmp_path):
-    """The premise: a file the driver writes under data/ or the temp folder is not there
-    for a task on the cluster, while the installed code is."""
+    """The premise: a file the driver writes under data/, mlruns/, the temp folder or the
+    run's scratch folder is not there for a task on the cluster, while the project (its
+    code, its venv) is, wherever it lives."""
     _, spark = isolated_cluster
-    marker = PROJECT_ROOT / "data" / f".driver-only-{os.getpid()}"
-    marker.write_text("driver")
-    probe = tmp_path / "probe.txt"
-    probe.write_text("driver")
+    markers = [
+        PROJECT_ROOT / "data" / f".driver-only-{os.getpid()}",
+        PROJECT_ROOT / "mlruns" / f".driver-only-{os.getpid()}",
+        Path(tempfile.gettempdir()) / f"driver-only-{os.getpid()}",
+        tmp_path / "probe.txt",
+    ]
+    for marker in markers:
+        marker.write_text("driver")
+    shared = [PROJECT_ROOT / "pyproject.toml", Path(sys.executable)]
     try:
         seen = (
             spark.sparkContext.parallelize([0, 1], 2)
             .map(
                 lambda _: (
-                    os.path.exists(marker),
-                    os.path.exists(probe),
+                    [os.path.exists(marker) for marker in markers],
+                    [os.path.exists(path) for path in shared],
                     __import__("mnist_pipeline").__name__,
                 )
             )
             .collect()
         )
     finally:
-        marker.unlink()
-    assert seen == [(False, False, "mnist_pipeline")] * 2
+        for marker in markers:
+            marker.unlink()
+    assert seen == [([False] * len(markers), [True] * len(shared), "mnist_pipeline")] * 2
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,13 @@ from mnist_pipeline.datasets import ImageShards
 from mnist_pipeline.registry.tracking import live_epoch_metrics
 
 if TYPE_CHECKING:  # TensorFlow is imported when the node runs, not when the pipeline is built
-    import keras
+    from keras import Model as KerasModel
 
     from mnist_pipeline.training import TrainingResult
+else:
+    # Kedro's parameter validator resolves every node's annotations at the start of a run,
+    # before any node imports TensorFlow: there the model's type is just a name.
+    KerasModel = Any
 
 
 def train_model(
@@ -18,7 +22,7 @@ def train_model(
     validation: ImageShards,
     fingerprint: dict[str, Any],
     params: dict[str, Any],
-) -> tuple[keras.Model, dict[str, list[float]], dict[str, Any]]:
+) -> tuple[KerasModel, dict[str, list[float]], dict[str, Any]]:
     """Train the CNN on ``train`` (validating on ``validation``) as ``params['mode']`` says.
 
     Workers read the splits by path and shard them; the chief saves the model
