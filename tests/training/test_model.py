@@ -145,6 +145,16 @@ def test_one_cycle_is_the_whole_run_when_cycle_epochs_is_zero():
     assert max(whole) == whole[4] == pytest.approx(0.008)  # one warm-up: 5 steps of 50
 
 
+def test_the_defaults_first_epoch_is_a_one_epoch_run():
+    """The accuracy guard trains the default 1 epoch (test_cloud_lifecycle.py) to guard the
+    default's first epoch: the same learning rates, step by step."""
+    spec = base_training_params()["optimizer"]
+    epochs = base_training_params()["epochs"]
+    one = [learning_rate_at(step, 30, spec, steps_per_epoch=30) for step in range(30)]
+    default = [learning_rate_at(step, epochs * 30, spec, steps_per_epoch=30) for step in range(30)]
+    assert epochs > 1 and one == default
+
+
 def test_the_optimizer_follows_the_cycles_step_by_step():
     schedule = learning_rate_schedule(CYCLES, 50, steps_per_epoch=20)
     for step in (0, 1, 10, 19, 20, 21, 35, 39, 40, 41, 49, 60):
