@@ -84,7 +84,11 @@ def run(name: str, config: dict[str, Any] | None, data, seed: int, epochs: int) 
         steps = len(y) // batch
         core = model_py.build_core_model(config["model"])
         model = model_py.compile_model(
-            model_py.training_model(core, config["model"]), config["optimizer"], epochs * steps
+            model_py.training_model(core, config["model"]),
+            config["optimizer"],
+            epochs * steps,
+            steps_per_epoch=steps,
+            loss_spec=config.get("loss"),
         )
     steps = len(y) // batch
     rng = np.random.default_rng(seed)

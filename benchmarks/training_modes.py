@@ -8,21 +8,28 @@ barrier tasks on ``--master`` (default ``local[2]``).
 
 Part 2 – time to 99.0 % test accuracy over ``--seeds`` (default 0,1,2): the default
 configuration against the Keras "Simple MNIST convnet" recipe (Conv32-Pool-Conv64-Pool-
-Dropout 0.5-Dense 10, Adam, batch 128, 15 epochs), each seed in a fresh process, test
-accuracy measured after every epoch (evaluation time not counted); every epoch's time
-and accuracy is printed, then the medians and their ratio.
+Dropout 0.5-Dense 10, Adam, batch 128, 15 epochs) and the ``previous`` default (the one
+before issue 27: Conv32-Pool-Conv64-Pool-Dense256, one warm-up + cosine over 3 epochs of
+batch 128), each seed in a fresh process, the three interleaved seed by seed so that a
+change of the machine's load touches all three alike. Test accuracy is measured after every
+epoch (evaluation time not counted); every epoch's time and accuracy is printed, then
+per seed the accuracy after epoch 1 and at the end, the medians of the time to 99 % and
+their ratio (the recipe's over the default's), the default's median epoch time against the
+previous default's (the epoch cost of the change) and each configuration's training
+images/s.
 
 Part 3 – the ``accurate`` preset (``--accurate``): its test accuracy per epoch against
 the time the recipe took for its 15 epochs (run with ``--recipe-full``).
 
-The load average is printed at the start and the end: on a shared machine the
-figures are only as good as the quiet they were measured in.
+The load average is printed at the start, after every epoch and at the end: on a shared
+machine the figures are only as good as the quiet they were measured in.
 
 Usage (after ``kedro run --pipelines ingestion,preprocessing``)::
 
     MNIST_DATA_ROOT=data python benchmarks/training_modes.py [--modes single_node,local]
         [--master local[2]] [--worker-threads auto] [--seeds 0,1,2] [--epochs N]
-        [--skip-modes] [--skip-curves] [--curves default,recipe] [--accurate] [--recipe-full]
+        [--skip-modes] [--skip-curves] [--curves default,recipe,previous] [--accurate]
+        [--recipe-full]
 
 Prints the figures; nothing is asserted.
 """
@@ -43,6 +50,28 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.99
 RESULT = "RESULT "
+#: The default before issue 27, merged over today's parameters: the baseline of the
+#: epoch-cost figure ("each epoch no more than 20 % slower than today's").
+PREVIOUS_DEFAULT: dict[str, Any] = {
+    "model": {
+        "conv_blocks": [{"filters": 32, "kernel_size": 3}, {"filters": 64, "kernel_size": 3}],
+        "batch_norm": False,
+        "dense_units": 256,
+        "dropout": 0.4,
+        "augment": {"max_shift": 0},
+    },
+    "optimizer": {
+        "name": "adam",
+        "learning_rate": 0.005,
+        "schedule": "cosine",
+        "warmup_fraction": 0.1,
+        "final_learning_rate": 0.0,
+        "cycle_epochs": 0,
+    },
+    "loss": {"label_smoothing": 0.0},
+    "batch_size": 128,
+    "epochs": 3,
+}
 
 
 def _training_params() -> dict[str, Any]:
@@ -143,7 +172,8 @@ def curve(
 ) -> dict[str, Any]:
     """Per-epoch (cumulative training seconds, test accuracy) of one configuration and seed.
 
-    ``which``: ``default``, ``accurate`` (the preset) or ``recipe``.
+    ``which``: ``default``, ``accurate`` (the preset), ``previous`` (:data:`PREVIOUS_DEFAULT`)
+    or ``recipe``.
     """
     import keras
 
@@ -162,12 +192,18 @@ def curve(
         model = recipe_model()
         epochs, batch = EPOCHS, BATCH_SIZE
     else:
+        if which == "previous":
+            params = {**params, "presets": {"previous": PREVIOUS_DEFAULT}}
         config = resolve_preset({**params, "preset": which})
         epochs, batch = int(config["epochs"]), int(config["batch_size"])
         core = build_core_model(config["model"])
         steps = len(labels) // batch
         model = compile_model(
-            training_model(core, config["model"]), config["optimizer"], epochs * steps
+            training_model(core, config["model"]),
+            config["optimizer"],
+            epochs * steps,
+            steps_per_epoch=steps,
+            loss_spec=config.get("loss"),
         )
     epochs = min(epochs, max_epochs or epochs)
     data = input_batches(images, labels, batch, seed=seed)
@@ -187,6 +223,7 @@ def curve(
             {
                 "epoch": epoch + 1,
                 "epoch_s": seconds,
+                "images_per_s": steps * batch / seconds,
                 "train_s": trained,
                 "epoch_cpu_s": cpu_seconds,
                 "train_cpu_s": trained_cpu,
@@ -195,7 +232,8 @@ def curve(
         )
         print(
             f"  {which} seed {seed} epoch {epoch + 1}: {seconds:.1f} s (total {trained:.1f} s), "
-            f"CPU {cpu_seconds:.1f} s (total {trained_cpu:.1f} s), test {accuracy:.4f}, "
+            f"CPU {cpu_seconds:.1f} s (total {trained_cpu:.1f} s), "
+            f"{steps * batch / seconds:,.0f} images/s, test {accuracy:.4f}, "
             f"load {_load()}",
             flush=True,
         )
@@ -235,6 +273,53 @@ def _time_to(points: list[dict[str, Any]], key: str = "train_s") -> float | None
     return next((p[key] for p in points if p["test_accuracy"] >= TARGET), None)
 
 
+def _median_epoch(results: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(p[key] for r in results for p in r["points"])
+
+
+def _summarise_curves(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Per seed: epoch 1, when 99 % was reached, the end; then the medians and ratios."""
+    medians, cpu_medians = {}, {}
+    for name, results in runs.items():
+        reached = [_time_to(r["points"]) for r in results]
+        reached_cpu = [_time_to(r["points"], "train_cpu_s") for r in results]
+        for r, when in zip(results, reached, strict=True):
+            first, last = r["points"][0], r["points"][-1]
+            epoch = next((p["epoch"] for p in r["points"] if p["test_accuracy"] >= TARGET), None)
+            print(
+                f"{name:<9} seed {r['seed']}: epoch 1 {first['test_accuracy']:.4f}; reached "
+                f"{TARGET:.1%} "
+                + (f"at epoch {epoch} after {when:.1f} s" if when else "never")
+                + f"; final {last['test_accuracy']:.4f} after {last['epoch']} epochs, "
+                f"{last['train_s']:.1f} s"
+            )
+        times = [t for t in reached if t is not None]
+        medians[name] = statistics.median(times) if len(times) == len(results) else None
+        cpu_times = [t for t in reached_cpu if t is not None]
+        complete = len(cpu_times) == len(results)
+        cpu_medians[name] = statistics.median(cpu_times) if complete else None
+    for label, figures in (("", medians), ("CPU ", cpu_medians)):
+        for name in ("default", "previous", "accurate"):
+            ours, theirs = figures.get(name), figures.get("recipe")
+            if ours and theirs:
+                print(
+                    f"median {label}time to {TARGET:.1%}: {name} {ours:.1f} s, recipe "
+                    f"{theirs:.1f} s, ratio of the medians {theirs / ours:.2f}x"
+                )
+    if "default" in runs and "previous" in runs:
+        for key, label in (("epoch_s", "time"), ("epoch_cpu_s", "CPU time")):
+            ours, before = _median_epoch(runs["default"], key), _median_epoch(runs["previous"], key)
+            print(
+                f"median epoch {label}: default {ours:.1f} s, previous default {before:.1f} s, "
+                f"{ours / before:.2f}x ({ours / before - 1:+.0%})"
+            )
+    for name, results in runs.items():
+        print(
+            f"training images/s, {name}: median {_median_epoch(results, 'images_per_s'):,.0f} "
+            "over its epochs"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=os.environ.get("MNIST_DATA_ROOT", "data"))
@@ -247,7 +332,9 @@ def main() -> None:
     parser.add_argument("--skip-modes", action="store_true")
     parser.add_argument("--accurate", action="store_true", help="also the accurate preset")
     parser.add_argument(
-        "--curves", default="default,recipe", help="which curves (default, recipe, accurate)"
+        "--curves",
+        default="default,recipe,previous",
+        help="which curves (default, recipe, previous, accurate)",
     )
     parser.add_argument("--recipe-epochs", type=int, default=15)
     parser.add_argument(
@@ -299,38 +386,7 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             for name in which:
                 runs[name].append(_child([*common, "--curve", name, "--seed", str(seed)]))
-        medians, cpu_medians = {}, {}
-        for name, results in runs.items():
-            reached = [_time_to(r["points"]) for r in results]
-            reached_cpu = [_time_to(r["points"], "train_cpu_s") for r in results]
-            for r, when in zip(results, reached, strict=True):
-                last = r["points"][-1]
-                epoch = next(
-                    (p["epoch"] for p in r["points"] if p["test_accuracy"] >= TARGET), None
-                )
-                print(
-                    f"{name:<9} seed {r['seed']}: reached {TARGET:.1%} "
-                    + (f"at epoch {epoch} after {when:.1f} s" if when else "never")
-                    + f"; final {last['test_accuracy']:.4f} after {last['epoch']} epochs, "
-                    f"{last['train_s']:.1f} s"
-                )
-            times = [t for t in reached if t is not None]
-            medians[name] = statistics.median(times) if len(times) == len(results) else None
-            cpu_times = [t for t in reached_cpu if t is not None]
-            complete = len(cpu_times) == len(results)
-            cpu_medians[name] = statistics.median(cpu_times) if complete else None
-        ours, theirs = medians.get("default"), medians.get("recipe")
-        if ours and theirs:
-            print(
-                f"median time to {TARGET:.1%}: default {ours:.1f} s, recipe {theirs:.1f} s, "
-                f"ratio of the medians {theirs / ours:.2f}x"
-            )
-        ours, theirs = cpu_medians.get("default"), cpu_medians.get("recipe")
-        if ours and theirs:
-            print(
-                f"median CPU time to {TARGET:.1%}: default {ours:.1f} s, recipe {theirs:.1f} s, "
-                f"ratio of the medians {theirs / ours:.2f}x"
-            )
+        _summarise_curves(runs)
     print(f"load average at end: {_load()}")
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from mnist_pipeline.training.model import (
     RandomShift,
+    SmoothedSparseCrossentropy,
     build_core_model,
+    build_loss,
     build_optimizer,
     compile_model,
     learning_rate_at,
@@ -41,11 +43,14 @@ def test_with_preprocessing_takes_0_255_and_copies_the_core_weights():
 
 
 def test_the_trained_model_loads_without_the_project(tmp_path):
-    """A compiled core (the project's WarmupCosine schedule) leaves training without its
-    optimizer: a process that cannot import mnist_pipeline loads the saved model."""
+    """A compiled core (the project's WarmupCosine schedule and smoothed loss) leaves
+    training without its optimizer and loss: a process that cannot import mnist_pipeline
+    loads the saved model."""
     params = base_training_params()
     core = build_core_model(params["model"])
-    compile_model(core, {**params["optimizer"], "schedule": "cosine"}, total_steps=10)
+    optimizer = {**params["optimizer"], "schedule": "cosine"}
+    loss = {"label_smoothing": 0.1}
+    compile_model(core, optimizer, total_steps=10, steps_per_epoch=5, loss_spec=loss)
     images = np.random.default_rng(2).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
     core.fit(images / 255.0, np.array([1, 2]), epochs=1, verbose=0)
     path = tmp_path / "trained.keras"
@@ -105,6 +110,73 @@ def test_the_optimizer_follows_the_schedule_step_by_step():
         expected = learning_rate_at(step, 50, spec)
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-4, abs=1e-7)
     assert learning_rate_schedule({"learning_rate": 0.01, "schedule": "constant"}, 50) == 0.01
+
+
+CYCLES = {
+    "learning_rate": 0.008,
+    "schedule": "cosine",
+    "warmup_fraction": 0.1,
+    "cycle_epochs": 1,
+    "restart_peak_factor": 0.5,
+}
+
+
+def test_cosine_cycles_restart_every_epoch_at_a_lower_peak():
+    """Epochs of 20 steps, 2.5 epochs: three cycles, the last one 10 steps long."""
+    rates = [learning_rate_at(step, 50, CYCLES, steps_per_epoch=20) for step in range(50)]
+    assert rates[0] == pytest.approx(0.008 / 2)  # the first cycle's warm-up: 2 steps
+    assert rates[1] == pytest.approx(0.008)
+    assert rates[20] == pytest.approx(0.004 / 2) and rates[21] == pytest.approx(0.004)
+    assert rates[40] == pytest.approx(0.002)  # the short last cycle: a 1-step warm-up
+    for start, end in ((2, 20), (22, 40), (41, 50)):  # each decays to the end of its epoch
+        assert all(a > b for a, b in itertools.pairwise(rates[start:end]))
+        assert 0 < rates[end - 1] < 0.0001
+    assert learning_rate_at(80, 50, CYCLES, steps_per_epoch=20) == rates[-1]  # past the end
+    with pytest.raises(ValueError, match="cycle_epochs needs the run's steps per epoch"):
+        learning_rate_at(0, 50, CYCLES)
+
+
+def test_one_cycle_is_the_whole_run_when_cycle_epochs_is_zero():
+    spec = {**CYCLES, "cycle_epochs": 0}
+    whole = [learning_rate_at(step, 50, spec, steps_per_epoch=20) for step in range(50)]
+    assert whole == [
+        learning_rate_at(step, 50, {**spec, "restart_peak_factor": 1}) for step in range(50)
+    ]
+    assert max(whole) == whole[4] == pytest.approx(0.008)  # one warm-up: 5 steps of 50
+
+
+def test_the_defaults_first_epoch_is_a_one_epoch_run():
+    """The accuracy guard trains the default 1 epoch (test_cloud_lifecycle.py) to guard the
+    default's first epoch: the same learning rates, step by step."""
+    spec = base_training_params()["optimizer"]
+    epochs = base_training_params()["epochs"]
+    one = [learning_rate_at(step, 30, spec, steps_per_epoch=30) for step in range(30)]
+    default = [learning_rate_at(step, epochs * 30, spec, steps_per_epoch=30) for step in range(30)]
+    assert epochs > 1 and one == default
+
+
+def test_the_optimizer_follows_the_cycles_step_by_step():
+    schedule = learning_rate_schedule(CYCLES, 50, steps_per_epoch=20)
+    for step in (0, 1, 10, 19, 20, 21, 35, 39, 40, 41, 49, 60):
+        expected = learning_rate_at(step, 50, CYCLES, steps_per_epoch=20)
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-4, abs=1e-7)
+
+
+def test_label_smoothing_is_cross_entropy_against_smoothed_one_hot_targets():
+    import keras
+
+    labels = np.array([3, 0, 9])
+    probabilities = np.random.default_rng(4).dirichlet(np.ones(10), 3).astype(np.float32)
+    smoothed = SmoothedSparseCrossentropy(0.1)(labels, probabilities)
+    targets = np.full((3, 10), 0.01, np.float32)
+    targets[np.arange(3), labels] = 0.91
+    expected = -(targets * np.log(probabilities)).sum(axis=1).mean()
+    assert float(smoothed) == pytest.approx(expected, rel=1e-5)
+    assert build_loss({"label_smoothing": 0.0}) == build_loss(None)
+    assert build_loss(None) == "sparse_categorical_crossentropy"
+    assert isinstance(build_loss({"label_smoothing": 0.1}), keras.losses.Loss)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        build_loss({"label_smoothing": 1.0})
 
 
 def test_random_shift_moves_training_images_by_whole_pixels_only_in_training():

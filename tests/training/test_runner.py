@@ -140,4 +140,5 @@ def test_run_key_changes_with_what_is_trained(tmp_path):
     key = run_key(config, "input-a")
     assert run_key({**config, "mode": "distributed"}, "input-a") == key
     assert run_key({**config, "epochs": 3}, "input-a") != key
+    assert run_key({**config, "loss": {"label_smoothing": 0.2}}, "input-a") != key
     assert run_key(config, "input-b") != key

@@ -82,6 +82,12 @@ class Optimizer(Strict):
     schedule: Literal["constant", "cosine"]  # training.model.SCHEDULES
     final_learning_rate: Annotated[float, Field(ge=0)]
     warmup_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    cycle_epochs: NonNegativeInt = 0  # 0: one cycle over the whole run
+    restart_peak_factor: Annotated[float, Field(gt=0)] = 1.0
+
+
+class Loss(Strict):
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
 Threads = NonNegativeInt | Literal["auto"]
@@ -112,6 +118,7 @@ class PresetOverrides(Strict):
 
     model: dict | None = None
     optimizer: dict | None = None
+    loss: dict | None = None
     batch_size: PositiveInt | None = None
     epochs: PositiveInt | None = None
 
@@ -120,6 +127,7 @@ class Training(Strict):
     mode: Literal["single_node", "local", "distributed", "custom"]  # training.runner.MODES
     model: ModelSpec
     optimizer: Optimizer
+    loss: Loss = Loss()
     batch_size: PositiveInt
     epochs: PositiveInt
     seed: int

@@ -149,13 +149,37 @@ def training_model(core_model: keras.Model, spec: Mapping[str, Any]) -> keras.Mo
 SCHEDULES = ("constant", "cosine")
 
 
-def learning_rate_at(step: int, total_steps: int, spec: Mapping[str, Any]) -> float:
+def _cycles(
+    spec: Mapping[str, Any], total_steps: int, steps_per_epoch: int | None
+) -> tuple[int, int]:
+    """``(steps per cycle, cycles)`` of the ``cosine`` schedule over ``total_steps``.
+
+    ``cycle_epochs`` 0 or absent: one cycle over the whole run. Else a cycle per
+    ``cycle_epochs`` epochs, which needs ``steps_per_epoch``; the last cycle takes the
+    steps that are left (fewer when the run is not a whole number of cycles).
+    """
+    cycle_epochs = int(spec.get("cycle_epochs", 0) or 0)
+    total_steps = max(int(total_steps), 1)
+    if cycle_epochs <= 0:
+        return total_steps, 1
+    if not steps_per_epoch:
+        raise ValueError("training.optimizer.cycle_epochs needs the run's steps per epoch")
+    cycle_steps = min(cycle_epochs * int(steps_per_epoch), total_steps)
+    return cycle_steps, math.ceil(total_steps / cycle_steps)
+
+
+def learning_rate_at(
+    step: int, total_steps: int, spec: Mapping[str, Any], steps_per_epoch: int | None = None
+) -> float:
     """The learning rate at optimizer ``step`` (0-based) of a run of ``total_steps``.
 
-    ``constant``: ``learning_rate``. ``cosine``: a linear warm-up over the first
-    ``warmup_fraction`` of the steps from ``learning_rate / warmup_steps`` to
-    ``learning_rate``, then a cosine decay to ``final_learning_rate`` at the last step.
-    A function of the step alone, so a resumed run continues on the same curve.
+    ``constant``: ``learning_rate``. ``cosine``: cycles of a linear warm-up over the first
+    ``warmup_fraction`` of the cycle's steps from ``peak / warmup_steps`` to ``peak``, then
+    a cosine decay to ``final_learning_rate`` at the cycle's last step. One cycle spans the
+    whole run, or ``cycle_epochs`` epochs (of ``steps_per_epoch`` steps each) when it is set;
+    the first cycle's peak is ``learning_rate``, each later one's is the previous one's ×
+    ``restart_peak_factor`` (SGDR's warm restarts, with a warm-up). A function of the step
+    alone, so a resumed run continues on the same curve.
     """
     base = float(spec["learning_rate"])
     schedule = spec.get("schedule", "constant")
@@ -166,29 +190,61 @@ def learning_rate_at(step: int, total_steps: int, spec: Mapping[str, Any]) -> fl
     if schedule == "constant":
         return base
     floor = float(spec.get("final_learning_rate", 0.0))
-    warmup = int(float(spec.get("warmup_fraction", 0.0)) * total_steps)
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
-    return floor + (base - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    cycle_steps, _ = _cycles(spec, total_steps, steps_per_epoch)
+    step = min(step, max(total_steps, 1) - 1)
+    cycle = step // cycle_steps
+    length = min(cycle_steps, total_steps - cycle * cycle_steps)
+    local = step - cycle * cycle_steps
+    peak = base * float(spec.get("restart_peak_factor", 1.0)) ** cycle
+    warmup = int(float(spec.get("warmup_fraction", 0.0)) * length)
+    if local < warmup:
+        return peak * (local + 1) / warmup
+    progress = min((local - warmup) / max(length - warmup, 1), 1.0)
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @keras.saving.register_keras_serializable(package="mnist_pipeline")
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """:func:`learning_rate_at`'s ``cosine`` curve per optimizer step, in Keras ops."""
+    """:func:`learning_rate_at`'s ``cosine`` curve per optimizer step, in Keras ops.
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int, floor: float = 0.0):
-        self.peak, self.floor = float(peak), float(floor)
+    Cycles of ``cycle_steps`` (the last one ``last_cycle_steps``), each a linear warm-up
+    over its first ``warmup_steps`` (``last_warmup_steps``) then a cosine decay to
+    ``floor``; cycle *k*'s peak is ``peak × peak_factor^k``.
+    """
+
+    def __init__(
+        self,
+        peak: float,
+        total_steps: int,
+        warmup_steps: int,
+        floor: float = 0.0,
+        *,
+        cycle_steps: int | None = None,
+        peak_factor: float = 1.0,
+        last_cycle_steps: int | None = None,
+        last_warmup_steps: int | None = None,
+    ):
+        self.peak, self.floor, self.peak_factor = float(peak), float(floor), float(peak_factor)
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.cycle_steps = int(cycle_steps or total_steps)
+        self.last_cycle_steps = int(last_cycle_steps or self.cycle_steps)
+        self.last_warmup_steps = int(
+            self.warmup_steps if last_warmup_steps is None else last_warmup_steps
+        )
 
     def __call__(self, step):
         ops = keras.ops
-        step = ops.cast(step, "float32")
-        warm = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
-        span = max(self.total_steps - self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
-        decayed = self.floor + (self.peak - self.floor) * 0.5 * (1.0 + ops.cos(math.pi * progress))
-        return ops.where(step < self.warmup_steps, warm, decayed)
+        step = ops.minimum(ops.cast(step, "float32"), float(max(self.total_steps - 1, 0)))
+        cycle = ops.floor(step / self.cycle_steps)
+        last = cycle >= math.ceil(self.total_steps / self.cycle_steps) - 1
+        length = ops.where(last, float(self.last_cycle_steps), float(self.cycle_steps))
+        warmup = ops.where(last, float(self.last_warmup_steps), float(self.warmup_steps))
+        local = step - cycle * self.cycle_steps
+        peak = self.peak * ops.power(self.peak_factor, cycle)
+        warm = peak * (local + 1.0) / ops.maximum(warmup, 1.0)
+        progress = ops.clip((local - warmup) / ops.maximum(length - warmup, 1.0), 0.0, 1.0)
+        decayed = self.floor + (peak - self.floor) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(local < warmup, warm, decayed)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -196,30 +252,87 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": self.total_steps,
             "warmup_steps": self.warmup_steps,
             "floor": self.floor,
+            "cycle_steps": self.cycle_steps,
+            "peak_factor": self.peak_factor,
+            "last_cycle_steps": self.last_cycle_steps,
+            "last_warmup_steps": self.last_warmup_steps,
         }
 
 
-def learning_rate_schedule(spec: Mapping[str, Any], total_steps: int):
+def learning_rate_schedule(
+    spec: Mapping[str, Any], total_steps: int, steps_per_epoch: int | None = None
+):
     """The optimizer's learning rate for ``training.optimizer``: a float or a schedule."""
-    learning_rate_at(0, total_steps, spec)  # validates the schedule's name
+    learning_rate_at(0, total_steps, spec, steps_per_epoch)  # validates the schedule
     if spec.get("schedule", "constant") == "constant":
         return float(spec["learning_rate"])
+    total_steps = max(int(total_steps), 1)
+    cycle_steps, cycles = _cycles(spec, total_steps, steps_per_epoch)
+    last_cycle_steps = total_steps - (cycles - 1) * cycle_steps
+    warmup_fraction = float(spec.get("warmup_fraction", 0.0))
     return WarmupCosine(
         peak=float(spec["learning_rate"]),
         total_steps=total_steps,
-        warmup_steps=int(float(spec.get("warmup_fraction", 0.0)) * total_steps),
+        warmup_steps=int(warmup_fraction * cycle_steps),
         floor=float(spec.get("final_learning_rate", 0.0)),
+        cycle_steps=cycle_steps,
+        peak_factor=float(spec.get("restart_peak_factor", 1.0)),
+        last_cycle_steps=last_cycle_steps,
+        last_warmup_steps=int(warmup_fraction * last_cycle_steps),
     )
 
 
+@keras.saving.register_keras_serializable(package="mnist_pipeline")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels against softmax probabilities, the labels smoothed.
+
+    The target of label *y* is ``1 - label_smoothing + label_smoothing / 10`` for *y* and
+    ``label_smoothing / 10`` for every other class (Keras' ``CategoricalCrossentropy``
+    on one-hot labels; its sparse loss has no smoothing).
+    """
+
+    def __init__(self, label_smoothing: float, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), NUM_CLASSES)
+        return keras.losses.categorical_crossentropy(
+            labels, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def build_loss(spec: Mapping[str, Any] | None):
+    """The training loss from ``training.loss`` (``label_smoothing``, 0 or absent: none)."""
+    smoothing = float((spec or {}).get("label_smoothing", 0.0))
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"training.loss.label_smoothing must be in [0, 1), got {smoothing!r}")
+    if not smoothing:
+        return "sparse_categorical_crossentropy"
+    return SmoothedSparseCrossentropy(smoothing)
+
+
 def compile_model(
-    model: keras.Model, optimizer_spec: Mapping[str, Any], total_steps: int = 1
+    model: keras.Model,
+    optimizer_spec: Mapping[str, Any],
+    total_steps: int = 1,
+    *,
+    steps_per_epoch: int | None = None,
+    loss_spec: Mapping[str, Any] | None = None,
 ) -> keras.Model:
-    """Compile for integer labels with accuracy; the schedule spans ``total_steps``."""
-    rate = learning_rate_schedule(optimizer_spec, total_steps)
+    """Compile for integer labels with accuracy; the schedule spans ``total_steps``.
+
+    ``steps_per_epoch``: what a schedule restarted every ``cycle_epochs`` needs.
+    ``loss_spec``: ``training.loss`` (label smoothing).
+    """
+    rate = learning_rate_schedule(optimizer_spec, total_steps, steps_per_epoch)
     model.compile(
         optimizer=build_optimizer(optimizer_spec, rate),
-        loss="sparse_categorical_crossentropy",
+        loss=build_loss(loss_spec),
         metrics=["accuracy"],
     )
     return model

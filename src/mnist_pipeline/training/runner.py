@@ -100,10 +100,10 @@ def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, A
 def run_key(config: Mapping[str, Any], fingerprint: str) -> str:
     """A short id of what is trained on what: the checkpoint folder's name.
 
-    The same model, optimizer, epochs, batch size and seed on the same model input
+    The same model, optimizer, loss, epochs, batch size and seed on the same model input
     resume each other's checkpoints; anything else starts afresh.
     """
-    keys = ("model", "optimizer", "epochs", "batch_size", "seed")
+    keys = ("model", "optimizer", "loss", "epochs", "batch_size", "seed")
     payload = json.dumps(
         {"config": {key: config.get(key) for key in keys}, "input": fingerprint},
         sort_keys=True,

@@ -185,7 +185,11 @@ def train(
     with scope:
         core = build_core_model(config["model"])
         model = compile_model(
-            training_model(core, config["model"]), config["optimizer"], epochs * steps_per_epoch
+            training_model(core, config["model"]),
+            config["optimizer"],
+            epochs * steps_per_epoch,
+            steps_per_epoch=steps_per_epoch,
+            loss_spec=config.get("loss"),
         )
         state = checkpoint.read_state(checkpoint_dir, options)
         initial_epoch, history = 0, {}

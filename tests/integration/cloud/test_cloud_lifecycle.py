@@ -34,23 +34,25 @@ def test_the_pipelines_environment_holds_no_artifact_store_key(emulators, monkey
     assert env["MNIST_STORAGE_ROOT"].startswith("abfs://")
 
 
-# The suite's accuracy guard (the training-speed issue's regression guard): the default
-# configuration trained 2 epochs on the real MNIST reaches 98.8 %. 99.0 % after 2 epochs is
-# a benchmark figure (docs/training.md): TensorFlow on CPU is not deterministic and the
-# margin is a few images. The promotion gate is lowered to the guard to match; every other
-# setting is `make run-cloud`'s default.
-GUARD = 0.988
+# The suite's accuracy guard (the training-speed issues' regression guard): the default
+# configuration trained 1 epoch on the real MNIST reaches 98.9 %. Its learning rate runs one
+# warm-up + cosine cycle per epoch, so a 1-epoch run is exactly the default's first epoch,
+# which reached 99.13-99.26 % over 6 seeds (99.21 % with seed 42, the configuration's); the
+# 99.0 % of the goal is a benchmark figure (docs/training.md): TensorFlow on CPU is not
+# deterministic and the margin is a few images. The promotion gate is lowered to the guard
+# to match; every other setting is `make run-cloud`'s default.
+GUARD = 0.989
 # The deploy uses the model environment `make install` built (a test never builds one: the
 # project copy has no .mlflow-envs/ of its own, and a build here took 48-65 s).
 KEDRO_ARGS = (
-    f"--params training.epochs=2,promotion.gate.min_accuracy={GUARD},"
+    f"--params training.epochs=1,promotion.gate.min_accuracy={GUARD},"
     "deploy_environment.build_if_missing=false"
 )
 
 
 def test_sandbox_on_azure_blob_to_production_on_gcs(real_mnist_dir, tmp_path):
-    """`make run-cloud` as a user runs it, the default model trained for 2 epochs instead
-    of 3: the whole lifecycle across the two clouds, and the accuracy guard."""
+    """`make run-cloud` as a user runs it, the default model trained for 1 epoch instead
+    of 2: the whole lifecycle across the two clouds, and the accuracy guard."""
     project = project_copy(PROJECT_ROOT, tmp_path / "project")
     report = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MNIST_"))}
@@ -76,7 +78,7 @@ def test_sandbox_on_azure_blob_to_production_on_gcs(real_mnist_dir, tmp_path):
     print(f"stage times (s): {result['timings_s']}")
     reports = tmp_path / "data" / "08_reporting"
     accuracy = json.loads((reports / "evaluation_metrics.json").read_text())["test_accuracy"]
-    print(f"default model, 2 epochs on the real MNIST: test accuracy {accuracy:.4f}")
+    print(f"default model, 1 epoch on the real MNIST: test accuracy {accuracy:.4f}")
     assert accuracy >= GUARD
     deployment = json.loads((reports / "deployment_report.json").read_text())
     assert deployment["deployable"] is True
