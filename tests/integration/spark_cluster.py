@@ -1,7 +1,8 @@
 """A real Spark standalone cluster on 127.0.0.1: one master, N one-core workers.
 
-Started from the scripts of the installed pyspark (``bin/spark-class``), each
-daemon in its own process group, stopped (and waited for) on close.
+Started from the scripts of a pyspark installation (``bin/spark-class``; by default this
+venv's, or another one's such as the Databricks replica's Spark 3.5.0), each daemon in its
+own process group, stopped (and waited for) on close.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class StandaloneCluster:
     over each of these folders (``unshare --mount``, root only), so that its executors
     cannot see what the driver keeps there, like a second machine built from the same
     image. The workers' work folders then live in that private view too.
+
+    ``spark_home``: the pyspark folder whose Spark runs the cluster (default: this venv's
+    pyspark); ``python``: the executors' Python (``PYSPARK_PYTHON``; default: whatever the
+    application sets).
     """
 
     def __init__(
@@ -47,13 +52,17 @@ class StandaloneCluster:
         cores: int = 1,
         memory: str = "3g",
         private_dirs: tuple[Path, ...] = (),
+        *,
+        spark_home: Path | None = None,
+        python: Path | None = None,
     ):
         self.folder = Path(folder)
         self.private_dirs = tuple(Path(d) for d in private_dirs)
         self.workers = workers
         self.cores = cores
         self.memory = memory
-        self.spark_home = Path(pyspark.__file__).parent
+        self.spark_home = Path(spark_home or Path(pyspark.__file__).parent)
+        self.python = python
         self.port = _free_port()
         self.ui_port = _free_port()
         self.master_url = f"spark://127.0.0.1:{self.port}"
@@ -67,6 +76,8 @@ class StandaloneCluster:
             SPARK_LOG_DIR=str(self.folder / "logs"),
             SPARK_WORKER_DIR=str(self.folder / "work"),
         )
+        if self.python:
+            env["PYSPARK_PYTHON"] = str(self.python)
         return env
 
     def _spawn(self, name: str, *args: str, private: bool = False) -> None:
