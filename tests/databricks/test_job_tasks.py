@@ -77,6 +77,7 @@ def emulators(tmp_path_factory) -> Iterator[Emulators]:
 @pytest.fixture(scope="module")
 def cluster(replica, tmp_path_factory) -> Iterator[StandaloneCluster]:
     record = json.loads((replica / "replica.json").read_text())
+    assert "error" not in record["model_serving"], record["model_serving"]
     started = StandaloneCluster(
         tmp_path_factory.mktemp("spark"),
         workers=2,

@@ -109,6 +109,7 @@ def test_pip_check_is_clean(record):
 
 
 def test_the_lock_is_current_and_holds_every_dependency_of_the_wheel(record, runtime, project_root):
+    assert not record["unresolvable"], record["unresolvable"]
     assert record["lock_current"], (
         f"{r.LOCK} was resolved from another pyproject.toml or data file: "
         "run `make databricks-lock`, then `make install`"
@@ -137,7 +138,7 @@ def test_runtime_libraries_outside_the_replica_keep_their_requirements(
     )
     changed = {n: after for n, (_, after) in _changes(record).items()}
     outside = set(runtime["libraries"]) - set(record["before"])
-    broken = {}
+    broken: dict[str, list[str]] = {}
     for library in sorted(outside):
         for text in metadata["requires"].get(library, []):
             requirement = Requirement(text)
@@ -147,7 +148,9 @@ def test_runtime_libraries_outside_the_replica_keep_their_requirements(
             ):
                 continue
             if not requirement.specifier.contains(changed[name], prereleases=True):
-                broken[library] = f"requires {text}, gets {name} {changed[name]}"
+                broken.setdefault(library, []).append(
+                    f"requires {text}, gets {name} {changed[name]}"
+                )
     accepted = {canonicalize_name(n): why for n, why in runtime["accepted_conflicts"].items()}
     assert set(broken) == set(accepted), (
         f"runtime libraries whose requirements the allowed changes break: {broken}; "
