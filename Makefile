@@ -12,10 +12,10 @@ export DO_NOT_TRACK := 1
 # (runtime_env.default_spark_local_ip), never for a real cluster.
 
 # The install's independent parts run side by side (npm's Azurite next to the Python stack, the
-# bundle venv next to the model environment): about a minute less of `make test` on 2 cores.
+# Databricks replica next to the model environment): about a minute less of `make test` on 2 cores.
 MAKEFLAGS += --jobs=3
 
-.PHONY: install model-env run test lint format benchmark lock clean cloud-up cloud-down run-cloud bundle bundle-venv
+.PHONY: install model-env run test lint format benchmark lock clean cloud-up cloud-down run-cloud bundle dbr-replica databricks-lock
 
 # pip installs uv (pinned by the lock), uv installs the pinned stack: in parallel and with the
 # bytecode compiled ahead, as pip does (pip alone took about 3.5 minutes of CI's install).
@@ -36,14 +36,20 @@ $(AZURITE): tools/cloud/package.json tools/cloud/package-lock.json
 	npm ci --prefix tools/cloud --prefer-offline --no-audit --no-fund --loglevel=error
 	touch $@
 
-# A Databricks job cluster's Python, stood in for by a fresh venv: the laptop venv's
-# Spark/TensorFlow/MLflow as the "runtime", the project's wheel installed on top with its
-# core dependencies (tests/databricks run the bundle's tasks with it; docs/databricks.md).
-BUNDLE_VENV ?= .bundle-venv
-$(BUNDLE_VENV)/installed.json: $(VENV)/.installed pyproject.toml requirements.lock $(shell find src -name '*.py' 2>/dev/null)
-	$(BIN)/python -m mnist_pipeline.databricks.runtime_venv --target $(BUNDLE_VENV)
+# A replica of the Databricks job clusters' Python (Runtime 15.4 LTS ML: the release notes'
+# library versions, tools/databricks/runtime-15.4-lts-ml.toml), the project's wheel installed
+# on it as a cluster installs its libraries (requirements-databricks.txt, then the wheel);
+# tests/databricks run the bundle's tasks with it (docs/databricks.md, "Runtimes").
+DBR_VENV ?= .dbr-venv
+DBR_RUNTIME ?= tools/databricks/runtime-15.4-lts-ml.toml
+$(DBR_VENV)/replica.json: $(VENV)/.installed pyproject.toml requirements-databricks.txt $(DBR_RUNTIME) tools/databricks/replica.py $(shell find src -name '*.py' 2>/dev/null)
+	$(BIN)/python -m tools.databricks.replica --runtime $(DBR_RUNTIME) --target $(DBR_VENV)
 
-bundle-venv: $(BUNDLE_VENV)/installed.json
+dbr-replica: $(DBR_VENV)/replica.json
+
+# Re-resolve the clusters' lock after changing pyproject.toml's dependencies or the data file.
+databricks-lock: $(VENV)/.installed
+	$(BIN)/python -m tools.databricks.replica lock --runtime $(DBR_RUNTIME)
 
 # The registered model's own fresh environment (its pinned requirements only, no project), built
 # with uv into .mlflow-envs/ and reused by `mlflow models serve`, the deploy pipeline and the tests.
@@ -54,7 +60,7 @@ $(MODEL_ENV_ROOT)/.built: $(VENV)/.installed requirements.lock
 
 model-env: $(MODEL_ENV_ROOT)/.built
 
-install: $(VENV)/.installed $(AZURITE) $(BUNDLE_VENV)/installed.json $(MODEL_ENV_ROOT)/.built
+install: $(VENV)/.installed $(AZURITE) $(DBR_VENV)/replica.json $(MODEL_ENV_ROOT)/.built
 
 # Regenerate the Asset Bundle's resources/*.yml from the pipelines (overwrites them).
 bundle: $(VENV)/.installed
@@ -96,4 +102,4 @@ lock: install
 	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
 
 clean:
-	rm -rf $(VENV) $(BUNDLE_VENV) build dist *.egg-info
+	rm -rf $(VENV) $(DBR_VENV) build dist *.egg-info

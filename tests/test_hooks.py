@@ -119,3 +119,37 @@ def test_the_base_spark_conf_reuses_python_workers(project_root):
 
     conf = yaml.safe_load((project_root / "conf/base/spark.yml").read_text())
     assert conf["spark.python.worker.reuse"] is True
+
+
+@pytest.mark.parametrize(("runtime", "stopped"), [(None, True), ("15.4", False)])
+def test_the_session_is_stopped_unless_a_databricks_runtime_owns_it(runtime, stopped, monkeypatch):
+    """On a Databricks cluster (DATABRICKS_RUNTIME_VERSION set) the runtime created the
+    SparkContext and the job's tasks share it: the hook leaves it running."""
+    from kedro.pipeline import Pipeline
+
+    from mnist_pipeline import hooks as project_hooks
+
+    stops: list[bool] = []
+
+    class _Session:
+        class sparkContext:  # mirrors pyspark's attribute name
+            master, defaultParallelism = "local[1]", 1
+
+        def stop(self) -> None:
+            stops.append(True)
+
+    if runtime is None:
+        monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", runtime)
+    monkeypatch.setattr(project_hooks, "create_spark_session", lambda settings: _Session())
+    hooks = project_hooks.SparkHooks()
+    hooks._settings = spark_settings({"spark.master": "local[1]"})
+    hooks.before_pipeline_run(
+        run_params={},
+        pipeline=Pipeline([_spark_node(["scoring_inputs"])]),
+        catalog=_catalog("local"),
+    )
+    hooks.on_pipeline_error()
+    assert stops == ([True] if stopped else [])
+    assert hooks._spark is None

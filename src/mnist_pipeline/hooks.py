@@ -1,7 +1,9 @@
 """Project hooks: the Spark session's lifecycle.
 
 The session is created from ``conf/<env>/spark.yml`` before a run whose pipeline
-has a node tagged ``spark`` that needs it, and stopped when that run ends or fails.
+has a node tagged ``spark`` that needs it, and stopped when that run ends or fails —
+except on a Databricks cluster (``DATABRICKS_RUNTIME_VERSION`` set), whose runtime owns the
+SparkContext (``getOrCreate`` returns its session) and shares it between the job's tasks.
 The training node is tagged ``spark`` but needs Spark only in the modes that use it
 (``training.mode`` local, distributed, custom; ``single_node`` does not): the hook
 reads the run's resolved ``params:training``. Runs of other stages never start a JVM.
@@ -23,7 +25,11 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from mnist_pipeline.runtime_env import default_spark_local_ip
+from mnist_pipeline.runtime_env import (
+    DATABRICKS_RUNTIME,
+    default_spark_local_ip,
+    runtime_owns_spark,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +139,18 @@ class SparkHooks:
         )
 
     def _stop(self) -> None:
-        if self._spark is not None:
+        if self._spark is None:
+            return
+        if runtime_owns_spark():
+            logger.info(
+                "Leaving Spark running: the Databricks runtime owns the session (%s=%s)",
+                DATABRICKS_RUNTIME,
+                os.environ[DATABRICKS_RUNTIME],
+            )
+        else:
             logger.info("Stopping Spark")
             self._spark.stop()
-            self._spark = None
+        self._spark = None
 
     @hook_impl
     def after_pipeline_run(self) -> None:

@@ -61,6 +61,17 @@ def default_spark_local_ip(master: str, environ: MutableMapping[str, str] = os.e
     return True
 
 
+#: Set by Databricks Runtime on its clusters (e.g. "15.4"): the runtime owns the SparkContext.
+DATABRICKS_RUNTIME = "DATABRICKS_RUNTIME_VERSION"
+
+
+def runtime_owns_spark(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Whether a Databricks runtime owns this process's Spark session (its variable
+    ``DATABRICKS_RUNTIME_VERSION`` is set): it created the SparkContext, the job's tasks
+    share it, and it must not be stopped."""
+    return bool(environ.get(DATABRICKS_RUNTIME, "").strip())
+
+
 def venv_bin_on_path(environ: MutableMapping[str, str] = os.environ) -> None:
     """Put the running interpreter's ``bin`` folder first on ``PATH`` (if not already on it)."""
     bin_dir = str(Path(sys.executable).parent)

@@ -214,7 +214,11 @@ def test_every_task_names_an_existing_pipeline_env_and_entry_point(azure, gcp, p
                 else:
                     assert params[0] in subcommands
                     parser().parse_args(params)  # exits (SystemExit 2) on a wrong argument
-                assert task["libraries"] == [{"whl": "../dist/*.whl"}]
+                # the clusters' lock first, then the wheel (libraries install in order)
+                lock, wheel = task["libraries"]
+                assert lock["requirements"].endswith("/files/requirements-databricks.txt")
+                assert (project_root / "requirements-databricks.txt").is_file()
+                assert wheel == {"whl": "../dist/*.whl"}
 
 
 def test_secrets_are_references_and_scope_names_are_the_cases(loaded, azure, gcp):

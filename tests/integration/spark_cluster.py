@@ -1,7 +1,8 @@
 """A real Spark standalone cluster on 127.0.0.1: one master, N one-core workers.
 
-Started from the scripts of the installed pyspark (``bin/spark-class``), each
-daemon in its own process group, stopped (and waited for) on close.
+Started from the scripts of a pyspark installation (``bin/spark-class``; by default this
+venv's, or another one's such as the Databricks replica's Spark 3.5.0), each daemon in its
+own process group, stopped (and waited for) on close.
 
 The "no shared disk" variant starts each worker in its own mount namespace in which the
 driver's own folders (the project's ``data/`` and ``mlruns/``, the temp folder and the test
@@ -136,6 +137,10 @@ class StandaloneCluster:
     worker runs from: :func:`worker_folders`) stay visible, like a second machine built
     from the same image. The workers' work folders live in that private view too when
     they are under a private folder.
+
+    ``spark_home``: the pyspark folder whose Spark runs the cluster (default: this venv's
+    pyspark); ``python``: the executors' Python (``PYSPARK_PYTHON``; default: whatever the
+    application sets).
     """
 
     def __init__(  # noqa: PLR0917
@@ -146,6 +151,9 @@ class StandaloneCluster:
         memory: str = "3g",
         private_dirs: Sequence[Path] = (),
         visible_dirs: Sequence[Path] | None = None,
+        *,
+        spark_home: Path | None = None,
+        python: Path | None = None,
     ):
         self.folder = Path(folder)
         self.private_dirs = tuple(Path(d) for d in private_dirs)
@@ -153,7 +161,8 @@ class StandaloneCluster:
         self.workers = workers
         self.cores = cores
         self.memory = memory
-        self.spark_home = SPARK_HOME
+        self.spark_home = Path(spark_home or SPARK_HOME)
+        self.python = python
         self.port = _free_port()
         self.ui_port = _free_port()
         self.master_url = f"spark://127.0.0.1:{self.port}"
@@ -167,6 +176,8 @@ class StandaloneCluster:
             SPARK_LOG_DIR=str(self.folder / "logs"),
             SPARK_WORKER_DIR=str(self.folder / "work"),
         )
+        if self.python:
+            env["PYSPARK_PYTHON"] = str(self.python)
         return env
 
     def _spawn(self, name: str, *args: str, private: bool = False) -> None:

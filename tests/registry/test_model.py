@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import runpy
 import warnings
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_the_pyfunc_code_imports_nothing_of_the_project() -> None:
         # Only the fallback for imports from the source tree may name the project.
         allowed_fallback = path == model.PYFUNC_MODEL_FILE
         assert ("mnist_pipeline" in imported) == allowed_fallback, path
-        # model.REQUIREMENTS, as modules (tensorflow-cpu installs ``tensorflow``)
+        # model.pip_requirements(), as modules (tensorflow-cpu installs ``tensorflow``)
         requirements = {"numpy", "mlflow", "keras", "pandas", "tensorflow"}
         standard = {"__future__", "typing", "sys"}
         extra = {"image_contract", "mnist_pipeline"} if allowed_fallback else set()
@@ -82,8 +83,44 @@ def test_mlflow_infers_no_schema_from_the_predict_type_hints() -> None:
 
 def test_requirements_are_pinned_to_this_environment() -> None:
     pins = dict(line.split("==") for line in model.pip_requirements())
-    assert set(pins) == set(model.REQUIREMENTS)
+    installed = [d for d in model.TENSORFLOW_DISTRIBUTIONS if _installed(d)]
+    assert set(pins) == set(model.REQUIREMENTS) | {installed[0]}
     assert all(version[0].isdigit() for version in pins.values())
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("distribution", model.TENSORFLOW_DISTRIBUTIONS)
+def test_the_requirements_name_the_installed_tensorflow_distribution(distribution, monkeypatch):
+    """`tensorflow` on a Databricks ML runtime, `tensorflow-cpu` on the laptop stack: the
+    model's requirements name whichever is installed, so its serving environment gets it."""
+
+    def version(name: str) -> str:
+        if name == distribution:
+            return "2.16.1"
+        if name in model.TENSORFLOW_DISTRIBUTIONS:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "1.0"
+
+    monkeypatch.setattr(model, "version", version)
+    pins = model.pip_requirements()
+    assert pins[0] == f"{distribution}==2.16.1"
+    assert [p.split("==")[0] for p in pins[1:]] == list(model.REQUIREMENTS)
+
+
+def test_no_tensorflow_distribution_is_a_clear_error(monkeypatch):
+    def version(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(model, "version", version)
+    with pytest.raises(model.TensorFlowNotInstalledError, match="tensorflow, tensorflow-cpu"):
+        model.pip_requirements()
 
 
 def test_the_signature_input_form_of_every_accepted_shape() -> None:

@@ -116,3 +116,22 @@ def test_a_worker_with_several_devices_keeps_the_multi_device_iterator():
     strategy = _SeveralDevices()
     assert distribute_on_host(strategy, "dataset") == "dataset"
     assert strategy.calls == [None]
+
+
+def test_versions_outside_the_supported_range_fail_with_the_range():
+    import pytest
+
+    from mnist_pipeline.training import keras_compat
+
+    keras_compat.check_supported()  # the installed stack
+    keras_compat.check_supported("3.15.1", "2.16.1")  # the Databricks 15.4 LTS ML lock
+    keras_compat.check_supported("3.15.1", "2.21.0")
+    for keras_version, tf_version, named in (
+        ("3.2.1", "2.16.1", "keras 3.2.1"),  # the runtime's own: uint32 seeds, see the module
+        ("3.16.0", "2.21.0", "keras 3.16.0"),
+        ("3.15.1", "2.15.0", "tensorflow 2.15.0"),
+        ("3.15.1", "2.22.0rc0", "tensorflow 2.22.0rc0"),
+    ):
+        with pytest.raises(keras_compat.UnsupportedVersionError, match=named) as error:
+            keras_compat.check_supported(keras_version, tf_version)
+        assert "Keras 3.5-3.15 with TensorFlow 2.16-2.21" in str(error.value)

@@ -44,8 +44,16 @@ KERAS_FILENAME = "mnist_cnn.keras"
 # /2: the contract refuses images scaled to [0, 1] (a version logged with /1 accepts them).
 MODEL_FORMAT = "pyfunc-from-code/2"
 # The logged model's requirements, pinned to the versions this project runs with (the fresh
-# serving environment is built from exactly these: ``make model-env``).
-REQUIREMENTS = ("mlflow", "tensorflow-cpu", "keras", "numpy", "pandas")
+# serving environment is built from exactly these: ``make model-env``). TensorFlow is added
+# under the name of the distribution that is installed (:func:`tensorflow_requirement`).
+REQUIREMENTS = ("mlflow", "keras", "numpy", "pandas")
+# The distributions that install the ``tensorflow`` module: Databricks ML runtimes (CPU and
+# GPU) and GPU machines have ``tensorflow``, the laptop stack ``tensorflow-cpu``.
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu")
+
+
+class TensorFlowNotInstalledError(RuntimeError):
+    """No TensorFlow distribution is installed, so the model's requirements cannot name one."""
 
 
 class NotProjectModelError(RuntimeError):
@@ -60,9 +68,30 @@ def signature() -> ModelSignature:
     )
 
 
+def tensorflow_requirement() -> str:
+    """``<distribution>==<version>`` of the installed TensorFlow distribution.
+
+    Raises:
+        TensorFlowNotInstalledError: neither ``tensorflow`` nor ``tensorflow-cpu`` is
+            installed (a serving environment built without TensorFlow could not load the model).
+    """
+    for name in TENSORFLOW_DISTRIBUTIONS:
+        try:
+            return f"{name}=={version(name)}"
+        except PackageNotFoundError:
+            continue
+    raise TensorFlowNotInstalledError(
+        f"none of the TensorFlow distributions {', '.join(TENSORFLOW_DISTRIBUTIONS)} is "
+        "installed, so the logged model's requirements cannot name one and a serving "
+        "environment built from them could not load it: install TensorFlow (a Databricks ML "
+        "runtime up to 17.x ships `tensorflow`; elsewhere add it as a library)"
+    )
+
+
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the logged model, from this environment (no slow inference)."""
-    pins = []
+    """Pinned requirements of the logged model, from this environment (no slow inference):
+    TensorFlow under its installed distribution's name, then :data:`REQUIREMENTS`."""
+    pins = [tensorflow_requirement()]
     for package in REQUIREMENTS:
         try:
             pins.append(f"{package}=={version(package)}")

@@ -17,20 +17,15 @@ moves these, the test says so. The alternative (``tf-keras`` + ``TF_USE_LEGACY_K
 was rejected: it swaps the whole Keras API and file format for every process,
 serving included. See docs/training.md.
 
-:func:`disable_device_iterator_autotuning` is the other one: under any distribution strategy
-``tf.distribute`` feeds each device through a ``MultiDeviceIterator``, whose per-device
-datasets are new tf.data pipelines with default options, autotuning on, whatever the input
-pipeline says. Deleting such an iterator (Keras does at every epoch's end) waits for the
-autotuning thread's next wake-up, 41 s or 82 s after the iterator was created: the Spark
-modes' epochs lasted 41/82 s with the cores idle (docs/training.md, "Epochs that lasted 41
-seconds"). The patch gives those per-device datasets autotuning off, as ``input_batches``
-does for the input pipeline. It also uses a private API (``multi_device_iterator_ops``):
-tensorflow is pinned and tests/training/test_keras_compat.py checks it.
-
-:func:`distribute_on_host` removes that ``MultiDeviceIterator`` altogether where a worker has
-one device (every CPU worker): it doubled the step time of any strategy on this machine
-(docs/training.md, "Why the strategies cost twice the time"). Its patch of ``input_lib`` is
-private API too, checked by the same test module.
+**One code path for the supported range** (:data:`SUPPORTED_KERAS`, :data:`SUPPORTED_TENSORFLOW`):
+TensorFlow 2.16 (Databricks Runtime 15.4 LTS ML's 2.16.1) to 2.21 (the laptop stack), Keras
+3.5 to 3.15. Tested: Keras 3.15.1 with TensorFlow 2.16.1 (the runtime replica,
+tests/databricks; the clusters' lock installs that Keras) and with TensorFlow 2.21
+(requirements.lock); the patched functions are the same in Keras 3.5. The runtime's own Keras
+3.2.1 is below the range: it gives Dropout a uint32 seed variable, which
+``MultiWorkerMirroredStrategy`` cannot create ("Value for attr 'T' of uint32 is not in the list
+of allowed values"; Keras 3.5 made it int64). Outside the range :func:`check_supported` fails
+with the range in its message, before any training starts.
 """
 
 from __future__ import annotations
@@ -42,8 +37,47 @@ import keras
 
 logger = logging.getLogger(__name__)
 
-#: The keras version these patches were written against and tested with.
-TESTED_KERAS_VERSION = "3.15.1"
+#: The Keras and TensorFlow versions these patches support: [lowest, highest) (see above).
+SUPPORTED_KERAS = ("3.5", "3.16")
+SUPPORTED_TENSORFLOW = ("2.16", "2.22")
+
+
+class UnsupportedVersionError(RuntimeError):
+    """Keras or TensorFlow is outside the range the patches of this module support."""
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``"2.16.1"`` -> ``(2, 16, 1)`` (pre-release and local segments dropped)."""
+    from packaging.version import Version
+
+    return Version(version).release
+
+
+def check_supported(keras_version: str | None = None, tf_version: str | None = None) -> None:
+    """Fail with the supported range when Keras or TensorFlow is outside it.
+
+    Raises:
+        UnsupportedVersionError: naming the installed version and the supported range.
+    """
+    if keras_version is None:
+        keras_version = keras.__version__
+    if tf_version is None:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    for name, installed, (lowest, highest) in (
+        ("keras", keras_version, SUPPORTED_KERAS),
+        ("tensorflow", tf_version, SUPPORTED_TENSORFLOW),
+    ):
+        if not _release(lowest) <= _release(installed) < _release(highest):
+            raise UnsupportedVersionError(
+                f"{name} {installed} is not supported by mnist_pipeline.training.keras_compat "
+                f"(its patches of private Keras/TensorFlow internals support {name} >={lowest},"
+                f" <{highest}: Keras 3.5-3.15 with TensorFlow 2.16-2.21). Install a version "
+                "in that range, or extend the range after running tests/training and "
+                "tests/databricks with the new version"
+            )
+
 
 _applied = False
 
@@ -57,17 +91,11 @@ def apply_multi_worker_fix() -> None:
     global _applied  # noqa: PLW0603 - one process-wide patch, applied once
     if _applied:
         return
+    check_supported()
     import tensorflow as tf
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    if keras.__version__ != TESTED_KERAS_VERSION:
-        logger.warning(
-            "keras %s: the multi-worker fix was written for keras %s; "
-            "run tests/training/test_runner.py's two-worker tests before trusting it",
-            keras.__version__,
-            TESTED_KERAS_VERSION,
-        )
     original_reduce = tf_trainer.reduce_per_replica
 
     def _local_batch(value):
@@ -177,6 +205,7 @@ def distribute_on_host(strategy, dataset):
     devices keep TensorFlow's own path, with its per-device autotuning off
     (:func:`disable_device_iterator_autotuning`).
     """
+    check_supported()
     if len(strategy.extended.worker_devices) != 1:
         disable_device_iterator_autotuning()
         return strategy.experimental_distribute_dataset(dataset)
