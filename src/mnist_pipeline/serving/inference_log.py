@@ -480,31 +480,47 @@ class InferenceLog:
             if isinstance(control, threading.Event):
                 control.set()
 
-    def _lines(self, batch: _Batch) -> bytes:
-        probabilities = np.asarray(batch.probabilities, dtype=np.float32)
-        digits = probabilities.argmax(axis=1)
-        tops = probabilities.max(axis=1)
-        summaries = image_summaries(batch.images)
-        stamp = datetime.fromtimestamp(batch.time, UTC).isoformat()
+    def _lines(self, batches: list[_Batch]) -> bytes:
+        """The JSON lines of ``batches``, one per image.
+
+        The predictions and image summaries of all of them are computed at once: under load
+        the writer drains many single-image requests per wake-up, and per-request numpy
+        calls cost about 45 µs each of the interpreter the request path also needs.
+        """
+        if len(batches) == 1:
+            images, probabilities = batches[0].images, batches[0].probabilities
+        else:
+            images = np.concatenate([batch.images for batch in batches])
+            probabilities = np.concatenate([batch.probabilities for batch in batches])
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        digits = probabilities.argmax(axis=1).tolist()
+        tops = probabilities.max(axis=1).tolist()
+        summaries = {name: values.tolist() for name, values in image_summaries(images).items()}
         rate = self.settings.pixels_sample_rate
         lines = []
-        for index in range(len(probabilities)):
-            line = {
-                "time": stamp,
-                "request_id": batch.request_id,
-                "source": batch.source,
-                "model_name": self.model_name,
-                "model_version": self.model_version,
-                "digit": int(digits[index]),
-                "probability": round(float(tops[index]), 6),
-                "latency_ms": round(batch.latency_ms, 3),
-                "batch_size": len(probabilities),
-                **{name: float(values[index]) for name, values in summaries.items()},
-            }
-            if rate and self._random.random() < rate:
-                pixels = np.asarray(batch.images[index], dtype=np.float32).reshape(-1)
-                line["pixels"] = np.rint(pixels).astype(np.uint8).tolist()
-            lines.append(orjson.dumps(line))
+        index = 0
+        for batch in batches:
+            stamp = datetime.fromtimestamp(batch.time, UTC).isoformat()
+            size = len(batch.probabilities)
+            latency_ms = round(batch.latency_ms, 3)
+            for within in range(size):
+                line = {
+                    "time": stamp,
+                    "request_id": batch.request_id,
+                    "source": batch.source,
+                    "model_name": self.model_name,
+                    "model_version": self.model_version,
+                    "digit": digits[index],
+                    "probability": round(tops[index], 6),
+                    "latency_ms": latency_ms,
+                    "batch_size": size,
+                    **{name: values[index] for name, values in summaries.items()},
+                }
+                if rate and self._random.random() < rate:
+                    pixels = np.asarray(batch.images[within], dtype=np.float32).reshape(-1)
+                    line["pixels"] = np.rint(pixels).astype(np.uint8).tolist()
+                lines.append(orjson.dumps(line))
+                index += 1
         return b"\n".join(lines) + b"\n"
 
     def _write(self, batches: list[_Batch]) -> None:
@@ -516,7 +532,7 @@ class InferenceLog:
         """
         count = sum(len(batch.probabilities) for batch in batches)
         try:
-            data = b"".join(self._lines(batch) for batch in batches)
+            data = self._lines(batches)
             if self._fd is None:
                 self._open_segment()
             _write_all(self._fd, data)  # type: ignore[arg-type]
