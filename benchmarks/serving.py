@@ -495,11 +495,11 @@ def ratio_rounds(
     return {
         "batch": batch,
         "figure": figure,
-        "ours_median": statistics.median(mine),
-        "mlflow_median": statistics.median(theirs),
+        "rounds": [
+            {"project": a, "mlflow": b, "ratio": r}
+            for a, b, r in zip(mine, theirs, per_round, strict=True)
+        ],
         "ratio": statistics.median(per_round),
-        "ratio_min": min(per_round),
-        "ratio_max": max(per_round),
         "errors": sum(r["errors"] for r in rows),
         "rows": rows,
     }
@@ -717,16 +717,16 @@ def main() -> int:
         f"\n{began:%Y-%m-%d %H:%M %Z}, {CORES} cores, this machine trained {speed:,.0f} images/s; "
         f"load average {first_load} at the start, {load_average()} at the end"
     )
-    print(
-        f"project server vs mlflow models serve at concurrency 8, median of {args.rounds} "
-        "rounds (each server's median; the rounds' ratios):"
-    )
+    print("project server vs mlflow models serve at concurrency 8 (each round: the two runs):")
     for ratio in ratios:
         what, goal = goals[ratio["batch"]]
+        rounds = ", ".join(
+            f"{r['project']:,.0f} vs {r['mlflow']:,.0f} = {r['ratio']:.2f}×"
+            for r in ratio["rounds"]
+        )
         print(
-            f"  {what}: {ratio['ours_median']:,.0f} vs {ratio['mlflow_median']:,.0f} = "
-            f"{ratio['ratio']:.2f}× (goal ≥ {goal:g}×; rounds {ratio['ratio_min']:.2f}–"
-            f"{ratio['ratio_max']:.2f}×), {ratio['errors']} errors"
+            f"  {what}: {rounds} → median {ratio['ratio']:.2f}× (goal ≥ {goal:g}×), "
+            f"{ratio['errors']} errors"
         )
     print(
         f"single-image p50 of the project server at concurrency 1: {single['p50_ms']:.2f} ms "
