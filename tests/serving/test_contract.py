@@ -126,6 +126,15 @@ def test_refused_bodies_say_what_was_wrong(body: bytes, status: int, expected: s
     assert expected in str(caught.value)
 
 
+@pytest.mark.parametrize("levels", [40, 5_000, 100_000])
+def test_deep_bodies_are_refused_with_the_depth_message(levels: int) -> None:
+    """Balanced or not, parsed by simdjson or not: the server's depth check answers."""
+    balanced = b'{"instances": ' + b"[" * levels + b"7" + b"]" * levels + b"}"
+    for body in (balanced, b"[" * levels):
+        with pytest.raises(RequestError, match="levels deep, more than the limit of 32"):
+            _served(body)
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_nan_and_infinity_are_refused_as_such(value: float, read) -> None:
     image = IMAGE.astype(float)
@@ -248,6 +257,7 @@ def _body_with_row(row: str) -> bytes:
         (b'{"instances": []}', 16, 32),
         (b'{"instances": [[]]}', 16, 32),
         (b"[" * 100_000, 16, 32),
+        (b'{"instances": ' + b"[" * 40 + b"7" + b"]" * 40 + b"}", 16, 32),  # balanced, deep
         (b"", 16, 32),
         (b"\xff\xfe", 16, 32),
     ],
@@ -273,6 +283,7 @@ def _body_with_row(row: str) -> bytes:
         "empty",
         "empty-image",
         "brackets",
+        "deep-balanced",
         "empty-body",
         "not-utf8",
     ],

@@ -120,6 +120,8 @@ def _plain_images(
     while isinstance(element, simdjson.Array) and len(element):
         shape.append(len(element))
         element = element[0]
+    if 1 + len(shape) > max_depth:  # the general path refuses it with the depth message
+        return None
     try:
         pixels = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
     except (TypeError, ValueError):  # strings, booleans, null, objects
@@ -129,7 +131,7 @@ def _plain_images(
     # nested or a missing value, a row of another length, would change them), and as many
     # numbers as the shape holds (a one-number row and an empty one look alike otherwise).
     # The key ("instances"/"inputs") has none of these bytes.
-    if 1 + len(shape) > max_depth or pixels.size != math.prod(shape):
+    if pixels.size != math.prod(shape):
         return None
     if body.translate(None, _NOT_ARRAY_STRUCTURE) != _array_structure(tuple(shape)):
         return None
