@@ -9,7 +9,7 @@ generator: **wrk** (compiled, one epoll thread), so that the client is not what 
 figures. Its own CPU time (from ``wait4``'s rusage) is printed as a share of the run's wall
 time × cores, and so is each server's (its process group's, from ``/proc``).
 
-Default run (about 4 minutes):
+Default run (about 5 minutes):
 
 * the machine's training images/s (a short fixed burst of the training CNN), dated, with
   the load average: machines differ 2–4× from day to day, ratios much less;
