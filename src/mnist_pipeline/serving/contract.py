@@ -20,11 +20,15 @@ what was wrong; the error body ``{"error": "..."}`` carries it.
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import threading
 from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 
 from mnist_pipeline.image_contract import (
     DATAFRAME_COLUMN,
@@ -68,6 +72,84 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(f"request body is not valid JSON: {exc}") from exc
+
+
+# Bytes other than the array structure: deleting them leaves a body's brackets and commas.
+_NOT_ARRAY_STRUCTURE = bytes(c for c in range(256) if c not in b"[],")
+_PARSERS = threading.local()  # a simdjson parser per thread (a parser is not thread-safe)
+
+
+def plain_images(body: bytes, *, max_batch: int, max_depth: int) -> np.ndarray | None:
+    """The fast path: the images of ``{"instances": <numbers>}`` or ``{"inputs": <numbers>}``.
+
+    A body that is exactly one of those keys holding a rectangular array of numbers that
+    meets the image contract is decoded by simdjson straight into an array: no Python float
+    per pixel, no nested lists (a third of the cost of :func:`parse_json` and
+    :func:`images_from_request` at 32 images a request). Any other body (another format, a
+    ``signature_name``, strings, ``null``, ragged rows, pixels out of range, NaN, too many
+    images, nesting deeper than ``max_depth`` ...) gives None: the general path then reads
+    it, and refuses it with its own message. So for any body this either returns what the
+    general path would, or leaves the body to it.
+    """
+    try:
+        parser = _PARSERS.parser
+    except AttributeError:
+        parser = _PARSERS.parser = simdjson.Parser()
+    try:
+        return _plain_images(parser, body, max_batch, max_depth)
+    except RuntimeError:  # a document of this parser still referenced (never expected here)
+        _PARSERS.parser = simdjson.Parser()
+        return None
+
+
+def _plain_images(
+    parser: simdjson.Parser, body: bytes, max_batch: int, max_depth: int
+) -> np.ndarray | None:
+    try:
+        document = parser.parse(body)
+    except ValueError:  # not JSON for simdjson (NaN, Infinity, a syntax error, too deep)
+        return None
+    if not isinstance(document, simdjson.Object) or len(document) != 1:
+        return None
+    field = next(iter(document.keys()))
+    array = document[field] if field in ("instances", "inputs") else None
+    if not isinstance(array, simdjson.Array):
+        return None
+    shape = []
+    element: Any = array
+    while isinstance(element, simdjson.Array) and len(element):
+        shape.append(len(element))
+        element = element[0]
+    if 1 + len(shape) > max_depth:  # the general path refuses it with the depth message
+        return None
+    try:
+        pixels = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
+    except (TypeError, ValueError):  # strings, booleans, null, objects
+        return None
+    del document, array, element  # the parser must hold no document for its next parse
+    # Rectangular: the brackets and commas are exactly those of an array of this shape (a
+    # nested or a missing value, a row of another length, would change them), and as many
+    # numbers as the shape holds (a one-number row and an empty one look alike otherwise).
+    # The key ("instances"/"inputs") has none of these bytes.
+    if pixels.size != math.prod(shape):
+        return None
+    if body.translate(None, _NOT_ARRAY_STRUCTURE) != _array_structure(tuple(shape)):
+        return None
+    if field == "instances" and len(shape) < 3:  # a list of images, never one bare image
+        return None
+    try:
+        return to_model_batch(pixels.reshape(shape), max_batch=max_batch)
+    except ImageContractError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _array_structure(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of a JSON array of numbers of ``shape``: (2, 3) → ``[[,,],[,,]]``."""
+    if not shape:
+        return b""
+    inner = _array_structure(shape[1:])
+    return b"[" + b",".join([inner] * shape[0]) + b"]"
 
 
 def images_from_request(payload: Any, *, max_batch: int) -> np.ndarray:

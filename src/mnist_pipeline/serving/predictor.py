@@ -30,15 +30,19 @@ class CompiledModel:
         import tensorflow as tf
 
         self.model = model
+        # Traced and run once, here, before the first request. The concrete function, not the
+        # tf.function: calling it skips the signature binding and trace-cache lookup that
+        # ``tf.function.__call__`` does on every call (about 0.3 ms of CPU a call here).
         self._call = tf.function(
             lambda images: model(images, training=False),
             input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
-        )
-        self(np.zeros((1, 28, 28, 1), np.float32))  # trace once, before the first request
+        ).get_concrete_function()
+        self._to_tensor = tf.constant
+        self(np.zeros((1, 28, 28, 1), np.float32))  # its first run optimises the graph
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """(N, 10) float32 probabilities for float32 (N, 28, 28, 1) images."""
-        return np.asarray(self._call(images), dtype=np.float32)
+        return np.asarray(self._call(self._to_tensor(images)), dtype=np.float32)
 
 
 @dataclass
