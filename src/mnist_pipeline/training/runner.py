@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,14 +141,32 @@ def available_slots(spark) -> int:
     return int(jsc.maxNumConcurrentTasks(profile))
 
 
-def check_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
+def check_launch(
+    mode: str,
+    distribution: Mapping[str, Any],
+    *,
+    spark_conf: Mapping[str, str],
+    driver_resources: Collection[str] = (),
+    slots: int,
+) -> None:
     """Refuse, with a clear message, a launch that would hang or fail late.
+
+    Plain values in, so that a cluster can be checked from its specification alone (the
+    Asset Bundle's job clusters are, in tests/databricks) as well as from a running session
+    (:func:`check_session_launch`).
+
+    Args:
+        mode: ``training.mode``.
+        distribution: ``training.distribution`` (num_slots, use_gpu, gpu_resource_name,
+            slot_wait_s).
+        spark_conf: the Spark configuration (``spark.task.resource.gpu.amount``, master).
+        driver_resources: the driver's resource names (``gpu`` when it has GPUs).
+        slots: how many tasks the cluster can run at once.
 
     Raises:
         TrainingLaunchError: unknown mode; ``num_slots`` < 1; CPU local mode with
             ``num_slots`` ≠ 1; ``use_gpu`` without the GPU resource configured;
-            fewer free task slots than ``num_slots`` (after waiting
-            ``slot_wait_s`` for executors to register).
+            fewer task slots than ``num_slots`` in a barrier mode.
     """
     if mode not in MODES:
         raise TrainingLaunchError(f"training.mode must be one of {MODES}, got {mode!r}")
@@ -163,35 +181,50 @@ def check_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
             "trains in the driver process, so it takes exactly 1 slot (set num_slots: 1, or use "
             "mode: distributed to train on several executors)"
         )
-    conf = spark.sparkContext.getConf()
     if use_gpu:
         key = f"spark.task.resource.{gpu}.amount"
-        if mode == "local" and gpu not in spark.sparkContext.resources:
+        if mode == "local" and gpu not in driver_resources:
             raise TrainingLaunchError(
                 f"training.distribution.use_gpu is true but the driver has no '{gpu}' resource: "
                 f"set spark.driver.resource.{gpu}.amount and its discoveryScript in spark.yml "
                 "(or use_gpu: false)"
             )
-        if mode in BARRIER_MODES and not conf.contains(key):
+        if mode in BARRIER_MODES and key not in spark_conf:
             raise TrainingLaunchError(
                 f"training.distribution.use_gpu is true but `{key}` is not in the Spark "
                 f"configuration: configure GPU scheduling (spark.executor.resource.{gpu}.amount, "
                 f"{key}, discovery script) in spark.yml, or set use_gpu: false"
             )
-    if mode in BARRIER_MODES:
+    if mode in BARRIER_MODES and slots < num_slots:
+        master = spark_conf.get("spark.master", "?")
         wait_s = float(distribution.get("slot_wait_s", 30))
-        deadline = time.monotonic() + wait_s
+        raise TrainingLaunchError(
+            f"training.distribution.num_slots is {num_slots} but the Spark cluster "
+            f"({master}) can run only {slots} task(s) at once after waiting {wait_s:g} s: "
+            "a barrier job would wait forever. Lower num_slots or add executor cores"
+        )
+
+
+def check_session_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
+    """:func:`check_launch` against a running session: its configuration, its driver's
+    resources and its free task slots (a barrier mode waits up to ``slot_wait_s`` for the
+    executors of a fresh application to register; the settings are checked first).
+
+    Raises:
+        TrainingLaunchError: as :func:`check_launch`.
+    """
+    sc = spark.sparkContext
+    facts = {"spark_conf": dict(sc.getConf().getAll()), "driver_resources": set(sc.resources)}
+    wanted = int(distribution["num_slots"]) if mode in BARRIER_MODES else 0
+    check_launch(mode, distribution, **facts, slots=wanted)  # the settings, before any wait
+    if not wanted:
+        return
+    deadline = time.monotonic() + float(distribution.get("slot_wait_s", 30))
+    slots = available_slots(spark)
+    while slots < wanted and time.monotonic() < deadline:
+        time.sleep(0.5)  # executors of a fresh standalone application are registering
         slots = available_slots(spark)
-        while slots < num_slots and time.monotonic() < deadline:
-            time.sleep(0.5)  # executors of a fresh standalone application are registering
-            slots = available_slots(spark)
-        if slots < num_slots:
-            master = conf.get("spark.master", "?")
-            raise TrainingLaunchError(
-                f"training.distribution.num_slots is {num_slots} but the Spark cluster "
-                f"({master}) can run only {slots} task(s) at once after waiting {wait_s:g} s: "
-                "a barrier job would wait forever. Lower num_slots or add executor cores"
-            )
+    check_launch(mode, distribution, **facts, slots=slots)
 
 
 def _run_barrier(spark, runner, timeout_s: float, **kwargs: Any) -> dict[str, Any]:
@@ -291,7 +324,7 @@ def run_training(
     task_cpus = None
     if mode in SPARK_MODES:
         spark = _active_spark()
-        check_launch(spark, mode, distribution)
+        check_session_launch(spark, mode, distribution)
         host = spark.sparkContext.getConf().get("spark.driver.host", host)
         task_cpus = _task_cpus(spark)
 
