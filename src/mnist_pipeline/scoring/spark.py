@@ -27,12 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import storage
 from mnist_pipeline.image_contract import NUM_CLASSES
 
 from .batch import PartCounts, score_partition
 from .inputs import InputItem
 from .model import PinnedModel, archive_model, download_model, load_shipped_model
-from .output import abort, absolute_uri, check_output, commit, part_name
+from .output import abort, check_output, commit, part_name
 
 ITEM_SCHEMA = "kind string, uri string, shard_index int, shard_count int, file string"
 COUNTS_SCHEMA = (
@@ -98,7 +99,7 @@ def run_scoring_job(
     complete from this job. A job that another job's commit overtook is refused
     (:class:`~.output.ConcurrentOutputError`).
     """
-    output = absolute_uri(output)
+    output = storage.absolute(output)
     job = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     partitions = num_partitions(spark, items, images_per_partition)

@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from mnist_pipeline import storage
 from mnist_pipeline.processes import lifeline, stop_process_group
 
 from .app import ServingLimits, create_app
@@ -205,7 +206,7 @@ def run_server(
         )
         server = uvicorn_server(app, settings)
         if ready_file:
-            _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
+            storage.write_json(str(ready_file), {"url": url, "pid": os.getpid(), "model": info})
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:
@@ -242,12 +243,6 @@ def uvicorn_server(app: Any, settings: ServerSettings) -> Any:
         backlog=2048,
     )
     return uvicorn.Server(config)
-
-
-def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
 
 
 @dataclass

@@ -80,14 +80,8 @@ def _fetch(
     url: str, setting: str, options: Mapping[str, Any] | None, stack: contextlib.ExitStack
 ) -> str:
     """A local path holding ``url`` for as long as ``stack`` is open."""
-    if storage.is_local(url):
-        return url
-    folder = tempfile.mkdtemp(prefix="mnist-download-")
-    stack.callback(shutil.rmtree, folder, True)
-    local = os.path.join(folder, url.rstrip("/").rsplit("/", 1)[-1])
     with storage.storage_errors(url, setting, options, "download"):
-        storage.download(url, local, options)
-    return local
+        return stack.enter_context(storage.local_copy(url, options))
 
 
 def save_checkpoint(
