@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import posixpath
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -38,6 +37,8 @@ from typing import Any
 import fsspec
 import fsspec.config
 from fsspec.core import split_protocol, url_to_fs
+
+from mnist_pipeline.redaction import redact
 
 # gcsfs first probes a bucket's type over gRPC and waits 60 s before falling back
 # when that endpoint is not there (emulators); the probe only matters for
@@ -54,9 +55,6 @@ def _without_traceback(record: logging.LogRecord) -> bool:
 # then raises it: the caller turns it into one clear error (:func:`storage_errors`), and
 # gcsfs's own line stays, without the traceback that buried it.
 logging.getLogger("gcsfs").addFilter(_without_traceback)
-
-#: Option names whose values are secrets (never printed).
-_SECRET = re.compile(r"key|secret|token|password|connection_string|sas|credential", re.I)
 
 
 class StorageError(OSError):
@@ -103,17 +101,6 @@ def resolve_options(url: str, options: Mapping[str, Any] | None = None) -> dict[
         merged.update(fsspec.config.conf.get(alias, {}))
     merged.update(options or {})
     return merged
-
-
-def redact(text: str, options: Mapping[str, Any] | None = None) -> str:
-    """``text`` with every secret option value (and any ``AccountKey=…``) replaced by ``***``."""
-    for key, value in (options or {}).items():
-        if _SECRET.search(str(key)) and isinstance(value, str) and len(value) >= 4:
-            text = text.replace(value, "***")
-            for part in value.split(";"):
-                if "=" in part and len(part.split("=", 1)[1]) >= 8:
-                    text = text.replace(part.split("=", 1)[1], "***")
-    return re.sub(r"(AccountKey|SharedAccessSignature|sig)=[^;&\s'\"]+", r"\1=***", text)
 
 
 _UNREACHABLE = (

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry.config import (
     RegistryConfigError,
     Workspace,
     absolute_store_uri,
     default_artifact_location,
-    redact_uri,
 )
 from mnist_pipeline.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
@@ -105,8 +105,8 @@ def test_embedded_store_is_anchored_and_keeps_artifacts_beside_it(tmp_path):
 def test_passwords_in_uris_never_reach_descriptions():
     workspace = _workspace(tracking_uri="https://bot:s3cret@mlflow.example.com")
     assert "s3cret" not in str(workspace.describe())
-    assert redact_uri("https://bot:s3cret@host/x") == "https://bot:***@host/x"
-    assert redact_uri("databricks://scope:prefix") == "databricks://scope:prefix"
+    assert redact("https://bot:s3cret@host/x") == "https://bot:***@host/x"
+    assert redact("databricks://scope:prefix") == "databricks://scope:prefix"
 
 
 def _load(env: str, conf_source: Path = PROJECT_ROOT / "conf") -> dict:

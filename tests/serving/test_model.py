@@ -7,12 +7,12 @@ import mlflow
 import numpy as np
 import pytest
 
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.serving.model import (
     ModelLoadError,
     ModelResolutionError,
     check_model_contract,
     load_keras_model,
-    redact_uri,
     registry,
     resolve_model,
 )
@@ -105,5 +105,5 @@ def test_model_of_another_contract_is_refused() -> None:
 
 
 def test_passwords_never_reach_messages() -> None:
-    assert redact_uri("https://me:s3cret@host/x") == "https://me:***@host/x"
-    assert redact_uri("sqlite:///a.db") == "sqlite:///a.db"
+    assert redact("https://me:s3cret@host/x") == "https://me:***@host/x"
+    assert redact("sqlite:///a.db") == "sqlite:///a.db"

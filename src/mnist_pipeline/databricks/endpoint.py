@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from mnist_pipeline.redaction import redact
+
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.service.serving import ServedEntityInput, ServingEndpointDetailed
@@ -145,7 +147,7 @@ def resolve_alias(registry_uri: str, model_name: str, alias: str) -> str:
     Raises:
         EndpointUpdateError: no such model or alias (naming both and the registry).
     """
-    from mnist_pipeline.registry.config import Workspace, redact_uri
+    from mnist_pipeline.registry.config import Workspace
     from mnist_pipeline.registry.store import alias_version, client_for
 
     workspace = Workspace(
@@ -158,7 +160,7 @@ def resolve_alias(registry_uri: str, model_name: str, alias: str) -> str:
     version = alias_version(client_for(workspace), model_name, alias)
     if version is None:
         raise EndpointUpdateError(
-            f"models:/{model_name}@{alias} does not exist in {redact_uri(registry_uri)}: promote "
+            f"models:/{model_name}@{alias} does not exist in {redact(registry_uri)}: promote "
             "a model first (the sandbox job's promotion task sets it; docs/databricks.md)"
         )
     return str(version.version)

@@ -19,6 +19,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from mnist_pipeline import storage
 from mnist_pipeline.image_contract import NUM_CLASSES
+from mnist_pipeline.redaction import redact
 
 from .idx import IDXFormatError, parse_idx
 
@@ -176,7 +177,7 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
             detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
             raise DatasetError(
                 f"Could not read {url}: {type(exc).__name__}: "
-                f"{storage.redact(detail, self._storage_options)} ({storage.failure_reason(exc)})."
+                f"{redact(detail, self._storage_options)} ({storage.failure_reason(exc)})."
                 " Check the source "
                 "(MNIST_SOURCE / globals.yml mnist.source), the network and credentials"
             ) from None

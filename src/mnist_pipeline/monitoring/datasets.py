@@ -6,6 +6,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
+from mnist_pipeline.redaction import redact
+
 from .window import BATCH_SCORES, INFERENCE_LOG, PredictionSource
 
 
@@ -58,10 +60,9 @@ class DriftReferenceDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        from mnist_pipeline.registry.config import redact_uri
 
         return {
-            "registry_uri": redact_uri(self._registry_uri),
+            "registry_uri": redact(self._registry_uri),
             "model": f"{self._name}@{self._alias}",
         }
 

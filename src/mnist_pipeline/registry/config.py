@@ -18,8 +18,9 @@ URI                             what it is
 
 Tokens never appear in these URIs: Databricks reads them from ``DATABRICKS_HOST`` /
 ``DATABRICKS_TOKEN`` (or a profile, or the secret scope), an ``mlflow server`` behind basic
-auth from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``. :func:`redact_uri`
-removes a password that someone put into a URI anyway, before any message or tag.
+auth from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``.
+:func:`mnist_pipeline.redaction.redact` removes a password that someone put into a URI anyway,
+before any message or tag.
 """
 
 from __future__ import annotations
@@ -31,32 +32,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mnist_pipeline.redaction import redact
+
 DATABRICKS_SCHEMES = ("databricks", "databricks-uc")
 _NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-# user:password@ of any URI in a text (a password may itself hold '@' or ':').
-_USERINFO = re.compile(r"(://[^/:@\s]+):[^/\s]*@")
 
 
 class RegistryConfigError(ValueError):
     """A workspace's MLflow configuration that cannot work (says which key and why)."""
-
-
-def redact_uri(uri: str | None) -> str:
-    """``scheme://user:password@host`` → ``scheme://user:***@host``; other URIs unchanged."""
-    return _USERINFO.sub(r"\1:***@", uri or "")
-
-
-def redact_values(value: Any) -> Any:
-    """A copy of ``value`` (nested dicts, lists, strings) with :func:`redact_uri` applied to
-    every string: what may be logged of parameters that hold URIs."""
-    if isinstance(value, str):
-        return redact_uri(value)
-    if isinstance(value, Mapping):
-        return {key: redact_values(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(redact_values(item) for item in value)
-    return value
 
 
 def scheme_of(uri: str) -> str:
@@ -225,8 +209,8 @@ class Workspace:
         """What may appear in logs, reports and tags: URIs with any password removed."""
         return {
             "label": self.label,
-            "tracking_uri": redact_uri(self.tracking_uri),
-            "registry_uri": redact_uri(self.registry_uri),
+            "tracking_uri": redact(self.tracking_uri),
+            "registry_uri": redact(self.registry_uri),
             "model_name": self.model_name,
             "alias": self.alias,
         }

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.registry.config import redact_uri
+from mnist_pipeline.redaction import redact
 
 TAG = "drift_reference"
 
@@ -34,7 +34,7 @@ def save_reference(registry_uri: str, name: str, version: str, reference: dict[s
     model_version = client.get_model_version(name, str(version))
     if not model_version.run_id:
         raise DriftReferenceError(
-            f"models:/{name}/{version} in {redact_uri(registry_uri)} has no run to store the "
+            f"models:/{name}/{version} in {redact(registry_uri)} has no run to store the "
             "drift reference with (it was registered from a path, not a run)"
         )
     artifact = f"{TAG}/version-{version}.json"
@@ -51,7 +51,7 @@ def load_reference(registry_uri: str, name: str, alias: str) -> dict[str, Any]:
     """
     from mlflow.exceptions import MlflowException
 
-    shown = redact_uri(registry_uri)
+    shown = redact(registry_uri)
     client = _client(registry_uri)
     try:
         model_version = client.get_model_version_by_alias(name, alias)

@@ -7,12 +7,11 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from mnist_pipeline.redaction import redact, redact_values
 from mnist_pipeline.registry.config import (
     Workspace,
     absolute_store_uri,
     ensure_local_store,
-    redact_uri,
-    redact_values,
     scheme_of,
 )
 from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable
@@ -98,7 +97,7 @@ class RedactedParamsHook:
             texts = [mlflow.get_tracking_uri(), repr(catalog.load("parameters"))]
         except Exception:  # no parameters: nothing to look at
             texts = [mlflow.get_tracking_uri()]
-        if any(redact_uri(text) != text for text in texts):
+        if any(redact(text) != text for text in texts):
             os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
     @hook_impl(tryfirst=True)
@@ -161,12 +160,10 @@ def tracking_location() -> str | None:
     """``run <name> (<id>) in <store>`` of the active MLflow run, or ``None`` without one."""
     import mlflow
 
-    from mnist_pipeline.registry.config import redact_uri
-
     active = mlflow.active_run()
     if active is None:
         return None
     return (
         f"run '{active.info.run_name}' ({active.info.run_id}) in "
-        f"{redact_uri(mlflow.get_tracking_uri())}"
+        f"{redact(mlflow.get_tracking_uri())}"
     )

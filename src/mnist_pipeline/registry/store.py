@@ -23,7 +23,8 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from mnist_pipeline.registry.config import Workspace, ensure_local_store, redact_uri
+from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry.config import Workspace, ensure_local_store
 from mnist_pipeline.registry.model import (
     MODEL_FORMAT,
     load_classifier,
@@ -87,7 +88,7 @@ def client_for(workspace: Workspace) -> MlflowClient:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return redact_uri(text[0] if text else type(exc).__name__)[:500]
+    return redact(text[0] if text else type(exc).__name__)[:500]
 
 
 def check_reachable(workspace: Workspace) -> MlflowClient:
@@ -101,7 +102,7 @@ def check_reachable(workspace: Workspace) -> MlflowClient:
         client = client_for(workspace)
     except Exception as exc:  # a URI no MLflow store understands
         raise RegistryUnreachableError(
-            f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} cannot be "
+            f"{workspace.label} tracking store {redact(workspace.tracking_uri)} cannot be "
             f"opened ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
         ) from None
     with bounded():
@@ -109,14 +110,14 @@ def check_reachable(workspace: Workspace) -> MlflowClient:
             client.search_experiments(max_results=1)
         except Exception as exc:
             raise RegistryUnreachableError(
-                f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} is "
+                f"{workspace.label} tracking store {redact(workspace.tracking_uri)} is "
                 f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
             ) from None  # MLflow's own message may hold the URI's password
         try:
             client.search_registered_models(max_results=1)
         except Exception as exc:
             raise RegistryUnreachableError(
-                f"{workspace.label} model registry {redact_uri(workspace.registry_uri)} is "
+                f"{workspace.label} model registry {redact(workspace.registry_uri)} is "
                 f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
             ) from None  # MLflow's own message may hold the URI's password
     return client
@@ -290,8 +291,8 @@ def register_candidate(
         reused = str(winner.version) != str(version.version)  # a concurrent run's version
         version = winner
     return {
-        "tracking_uri": redact_uri(tracking_uri),
-        "registry_uri": redact_uri(registry_uri),
+        "tracking_uri": redact(tracking_uri),
+        "registry_uri": redact(registry_uri),
         "model_name": model_name,
         "version": str(version.version),
         "run_id": version.run_id,
@@ -348,7 +349,7 @@ def set_version_tag(client: MlflowClient, name: str, version: str, key: str, val
 
 def source_key(source: Workspace, version: str) -> str:
     """What identifies a source version across registries: registry, name and version."""
-    return f"{redact_uri(source.registry_uri)}#{source.model_name}/{version}"
+    return f"{redact(source.registry_uri)}#{source.model_name}/{version}"
 
 
 def find_copy(client: MlflowClient, target: Workspace, key: str) -> ModelVersion | None:

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline.redaction import redact
+
 _LOADED: dict[str, Any] = {}
 
 
@@ -62,7 +64,7 @@ def download_model(model_uri: str, registry_uri: str | None, folder: Path) -> Pa
     """Download a model's files (the MLflow model folder) into ``folder``."""
     import mlflow
 
-    from mnist_pipeline.serving.model import ModelResolutionError, redact_uri, registry
+    from mnist_pipeline.serving.model import ModelResolutionError, registry
 
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -72,7 +74,7 @@ def download_model(model_uri: str, registry_uri: str | None, folder: Path) -> Pa
             )
     except Exception as exc:
         raise ModelResolutionError(
-            f"cannot download {model_uri} from the registry {redact_uri(registry_uri or '')}: "
+            f"cannot download {model_uri} from the registry {redact(registry_uri or '')}: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
     return Path(local)

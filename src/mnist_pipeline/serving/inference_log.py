@@ -65,6 +65,7 @@ import orjson
 
 from mnist_pipeline import storage
 from mnist_pipeline.monitoring.summaries import image_summaries
+from mnist_pipeline.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ class InferenceLog:
         self._random = random.Random(0)
         self._request_ids = _RequestIds()
         self._folder = local_folder(settings)
-        shown = storage.redact(settings.path, settings.storage_options)
+        shown = redact(settings.path, settings.storage_options)
         self._writing = _Trouble(f"write to {self._folder}")
         self._uploading = _Trouble(f"upload to {shown}")
         self._spooling = _Trouble(f"keep every segment not yet uploaded in {self._folder}")
@@ -474,7 +475,7 @@ class InferenceLog:
                     "spool folder uploads them",
                     pending,
                     segments,
-                    storage.redact(self.settings.path, self.settings.storage_options),
+                    redact(self.settings.path, self.settings.storage_options),
                     self.last_error or "no time left",
                     self._folder,
                 )
@@ -724,5 +725,5 @@ def open_inference_log(settings: Any, model_info: dict[str, Any]) -> InferenceLo
     if not wanted.enabled:
         return None
     log = InferenceLog(wanted, model_info)
-    logger.info("Logging predictions to %s", storage.redact(wanted.path, wanted.storage_options))
+    logger.info("Logging predictions to %s", redact(wanted.path, wanted.storage_options))
     return log

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.registry.config import redact_uri
+from mnist_pipeline.redaction import redact
 
 
 class ModelResolutionError(RuntimeError):
@@ -86,7 +86,7 @@ def resolve_model(name: str, alias: str, registry_uri: str) -> ModelReference:
 
     from mnist_pipeline.registry import probe
 
-    shown = redact_uri(registry_uri)
+    shown = redact(registry_uri)
     timeout_s, retries = probe.settings()
     try:  # the reachability probe: bounded retries and timeout (not the artifact download)
         client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
@@ -95,7 +95,7 @@ def resolve_model(name: str, alias: str, registry_uri: str) -> ModelReference:
     except Exception as exc:  # a garbage URI, a closed port, a server that never answers
         raise ModelResolutionError(
             f"the registry {shown} is unreachable ({retries + 1} attempts, {timeout_s} s "
-            f"timeout each): {type(exc).__name__}: {redact_uri(_first_line(exc))}"
+            f"timeout each): {type(exc).__name__}: {redact(_first_line(exc))}"
         ) from None  # MLflow's own message may hold the URI's password
     try:
         with probe.bounded():
@@ -103,13 +103,13 @@ def resolve_model(name: str, alias: str, registry_uri: str) -> ModelReference:
     except MlflowException as exc:
         raise ModelResolutionError(
             f"cannot resolve models:/{name}@{alias} in the registry {shown}: "
-            f"{redact_uri(_first_line(exc))}. Is the model promoted (registered with alias "
+            f"{redact(_first_line(exc))}. Is the model promoted (registered with alias "
             f"{alias!r})?"
         ) from None
     except Exception as exc:  # connection errors, unreadable stores
         raise ModelResolutionError(
             f"cannot read the registry {shown} to resolve models:/{name}@{alias}: "
-            f"{type(exc).__name__}: {redact_uri(_first_line(exc))}"
+            f"{type(exc).__name__}: {redact(_first_line(exc))}"
         ) from None
     return ModelReference(
         name=name,
@@ -151,7 +151,7 @@ def download_model(model_uri: str, registry_uri: str | None, dst: Path) -> Path:
             local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
     except Exception as exc:
         raise ModelResolutionError(
-            f"cannot download {model_uri} from the registry {redact_uri(registry_uri or '')}: "
+            f"cannot download {model_uri} from the registry {redact(registry_uri or '')}: "
             f"{type(exc).__name__}: {_first_line(exc)}"
         ) from exc
     return Path(local)

@@ -32,9 +32,10 @@ import numpy as np
 import requests
 
 from mnist_pipeline.image_contract import to_model_batch
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import model_env
 
-from .model import download_model, load_keras_model, redact_uri, resolve_model
+from .model import download_model, load_keras_model, resolve_model
 from .server import ServerProcess, ServerSettings
 
 REQUEST_TIMEOUT_S = 60.0
@@ -152,7 +153,7 @@ def validate_in_server(
         "model": {
             "name": model["name"],
             "alias": model["alias"],
-            "registry_uri": redact_uri(model["registry_uri"]),
+            "registry_uri": redact(model["registry_uri"]),
         },
         "gate": {
             "min_accuracy": min_accuracy,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline import serving
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import model_card
 
 
@@ -68,7 +69,6 @@ def refusal_report(model: dict[str, Any], failure: str) -> dict[str, Any]:
         model: ``deploy_model`` parameters (name, alias, registry URI).
         failure: what stopped it, one line.
     """
-    from mnist_pipeline.registry.config import redact_uri
 
     return {
         "deployable": False,
@@ -77,7 +77,7 @@ def refusal_report(model: dict[str, Any], failure: str) -> dict[str, Any]:
         "model": {
             "name": model.get("name"),
             "alias": model.get("alias"),
-            "registry_uri": redact_uri(str(model.get("registry_uri", ""))),
+            "registry_uri": redact(str(model.get("registry_uri", ""))),
         },
     }
 
