@@ -70,7 +70,7 @@ EXPECTED: dict[str, str] = {
         "the other job's output stands; run one batch-scoring job per output at a time, then "
         "run this one again"
     ),
-    "mnist_pipeline.serving.model.ModelResolutionError": (
+    "mnist_pipeline.registry.store.ModelResolutionError": (
         "check deploy_model (name, alias) and the production registry URI"
     ),
     "mnist_pipeline.serving.model.ModelLoadError": (

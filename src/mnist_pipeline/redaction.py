@@ -49,3 +49,10 @@ def redact_values(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact_values(item) for item in value)
     return value
+
+
+def first_line(exc: BaseException, options: Mapping[str, Any] | None = None) -> str:
+    """What a one-line error may quote of another library's exception: the first line of its
+    message (its type's name when it has none), redacted, at most 300 characters."""
+    text = str(exc).strip()
+    return redact(text.splitlines()[0] if text else type(exc).__name__, options)[:300]

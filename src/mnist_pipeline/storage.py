@@ -38,7 +38,7 @@ import fsspec
 import fsspec.config
 from fsspec.core import split_protocol, url_to_fs
 
-from mnist_pipeline.redaction import redact
+from mnist_pipeline.redaction import first_line
 
 # gcsfs first probes a bucket's type over gRPC and waits 60 s before falling back
 # when that endpoint is not there (emulators); the probe only matters for
@@ -155,7 +155,7 @@ def storage_errors(
     except Exception as exc:
         if type(exc).__name__ == "DatasetError":
             raise
-        detail = redact(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "", options)
+        detail = first_line(exc, options)
         raise StorageError(
             f"could not {action} {url}: {failure_reason(exc)} ({type(exc).__name__}: {detail}). "
             f"Check {setting} and the storage options/credentials for "

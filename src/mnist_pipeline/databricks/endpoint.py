@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry import store
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -145,25 +145,16 @@ def resolve_alias(registry_uri: str, model_name: str, alias: str) -> str:
     """The version ``models:/<model_name>@<alias>`` points at in ``registry_uri``.
 
     Raises:
-        EndpointUpdateError: no such model or alias (naming both and the registry).
+        EndpointUpdateError: no such model or alias, or an unreachable registry (naming the
+            model, the alias and the registry).
     """
-    from mnist_pipeline.registry.config import Workspace
-    from mnist_pipeline.registry.store import alias_version, client_for
-
-    workspace = Workspace(
-        label="production",
-        tracking_uri=registry_uri,
-        registry_uri=registry_uri,
-        model_name=model_name,
-        alias=alias,
-    )
-    version = alias_version(client_for(workspace), model_name, alias)
-    if version is None:
+    try:
+        return store.resolve_alias(model_name, alias, registry_uri).version
+    except store.ModelResolutionError as exc:
         raise EndpointUpdateError(
-            f"models:/{model_name}@{alias} does not exist in {redact(registry_uri)}: promote "
-            "a model first (the sandbox job's promotion task sets it; docs/databricks.md)"
-        )
-    return str(version.version)
+            f"{exc} Promote a model first (the sandbox job's promotion task sets the alias; "
+            "docs/databricks.md)"
+        ) from None
 
 
 def _current_entities(endpoint: ServingEndpointDetailed) -> list[Any]:

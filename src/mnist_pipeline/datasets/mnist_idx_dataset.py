@@ -19,7 +19,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from mnist_pipeline import storage
 from mnist_pipeline.image_contract import NUM_CLASSES
-from mnist_pipeline.redaction import redact
+from mnist_pipeline.redaction import first_line
 
 from .idx import IDXFormatError, parse_idx
 
@@ -174,10 +174,9 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
         try:
             data = storage.read_bytes(url, self._storage_options)
         except Exception as exc:  # fsspec raises many types: network, auth, missing
-            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
             raise DatasetError(
                 f"Could not read {url}: {type(exc).__name__}: "
-                f"{redact(detail, self._storage_options)} ({storage.failure_reason(exc)})."
+                f"{first_line(exc, self._storage_options)} ({storage.failure_reason(exc)})."
                 " Check the source "
                 "(MNIST_SOURCE / globals.yml mnist.source), the network and credentials"
             ) from None

@@ -29,10 +29,11 @@ from typing import Any
 
 from mnist_pipeline import storage
 from mnist_pipeline.image_contract import NUM_CLASSES
+from mnist_pipeline.registry.store import download_model
 
 from .batch import PartCounts, score_partition
 from .inputs import InputItem
-from .model import PinnedModel, archive_model, download_model, load_shipped_model
+from .model import PinnedModel, archive_model, load_shipped_model
 from .output import abort, check_output, commit, part_name
 
 ITEM_SCHEMA = "kind string, uri string, shard_index int, shard_count int, file string"
@@ -70,7 +71,7 @@ def ship_model(spark: Any, pinned: PinnedModel, registry_uri: str | None) -> str
     cache = Path(tempfile.gettempdir()) / "mnist-batch-models"
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="download-", dir=cache) as tmp:
-        model_dir = download_model(pinned.model_uri, registry_uri, Path(tmp) / "model")
+        model_dir = download_model(pinned.model_uri, Path(tmp) / "model", registry_uri)
         staged = archive_model(model_dir, Path(tmp), f"{pinned.name}-{pinned.version}")
         archive = cache / staged.name
         if not archive.is_file():

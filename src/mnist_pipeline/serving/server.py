@@ -31,11 +31,12 @@ import requests
 from mnist_pipeline import storage
 from mnist_pipeline.processes import lifeline, stop_process_group
 from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry.store import resolve_alias
 
 from .app import ServingLimits, create_app
 from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
 from .inference_log import local_folder, open_inference_log, settings_for
-from .model import load_keras_model, resolve_model
+from .model import load_keras_model
 from .predictor import BatchingPredictor, CompiledModel, configure_threads
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def describe_model(model_uri: str, registry_uri: str | None) -> dict[str, Any]:
     """Name, version and pinned URI of what ``model_uri`` points at (aliases resolved)."""
     info: dict[str, Any] = {"model_uri": model_uri, "registry_uri": redact(registry_uri or "")}
     if alias := _ALIAS_URI.match(model_uri):
-        reference = resolve_model(alias["name"], alias["alias"], registry_uri or "")
+        reference = resolve_alias(alias["name"], alias["alias"], registry_uri or "")
         info.update(reference.to_dict())
     elif version := _VERSION_URI.match(model_uri):
         info.update(name=version["name"], version=version["version"])

@@ -34,8 +34,9 @@ import requests
 from mnist_pipeline.image_contract import to_model_batch
 from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import model_env
+from mnist_pipeline.registry.store import download_model, resolve_alias
 
-from .model import download_model, load_keras_model, resolve_model
+from .model import load_keras_model
 from .server import ServerProcess, ServerSettings
 
 REQUEST_TIMEOUT_S = 60.0
@@ -163,7 +164,7 @@ def validate_in_server(
     }
     stage = _progress("resolving the model", began)
     try:
-        reference = resolve_model(model["name"], model["alias"], model["registry_uri"])
+        reference = resolve_alias(model["name"], model["alias"], model["registry_uri"])
         report["model"] = reference.to_dict()
         batch = to_model_batch(images)
         fresh = None
@@ -248,7 +249,7 @@ def _predict_in_fresh_env(
     report["fresh_env"] = {"env_manager": manager, "num_images": count, "loaded": False}
     try:
         with tempfile.TemporaryDirectory(prefix="mnist-fresh-env-") as tmp:
-            folder = download_model(model_uri, registry_uri, Path(tmp))
+            folder = download_model(model_uri, Path(tmp), registry_uri)
             predictions, info = model_env.predict_in_fresh_env(
                 folder,
                 batch[:count, ..., 0],

@@ -29,6 +29,7 @@ from mnist_pipeline.monitoring.window import (
     WindowError,
     window_features,
 )
+from mnist_pipeline.serving.model import predict_with_version
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def compute_drift_reference(
         model: ``deploy_model`` (registry URI).
         params: ``drift_reference`` (``num_images``, ``seed``, ``bins``).
     """
-    from mnist_pipeline.registry.drift_reference import predict_with_version
-
     pinned = deployment_report.get("model", {})
     if not deployment_report.get("deployable"):
         return {"skipped": "the version is not deployable", "model": pinned}
