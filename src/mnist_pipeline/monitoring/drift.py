@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline.image_contract import NUM_CLASSES
-from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES, image_summaries
+from mnist_pipeline.image_summaries import SUMMARY_FEATURES, image_summaries
 
 CLASS_FEATURE = "predicted_class"
 CONTINUOUS_FEATURES = ("probability", *SUMMARY_FEATURES)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from mnist_pipeline import storage
 from mnist_pipeline.monitoring.drift import CLASS_FEATURE, CONTINUOUS_FEATURES
+from mnist_pipeline.scoring.output import ScoresNotFoundError, read_scores
 from mnist_pipeline.serving.inference_log import LIVE, SEGMENT_PREFIX, SEGMENT_SUFFIX
 from mnist_pipeline.storage import storage_errors
 
@@ -144,8 +145,6 @@ def read_scores_window(
     path: str, size: int, model_version: str | None = None, options: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """The last ``size`` scored rows of a complete batch-scoring output."""
-    from mnist_pipeline.scoring.output import ScoresNotFoundError, read_scores
-
     try:
         table = read_scores(path, options)
     except ScoresNotFoundError as exc:

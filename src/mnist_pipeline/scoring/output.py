@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mnist_pipeline import storage
-from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES
+from mnist_pipeline.image_summaries import SUMMARY_FEATURES
 from mnist_pipeline.storage import MANIFEST, storage_errors
 
 FORMAT = "mnist-batch-scores/1"

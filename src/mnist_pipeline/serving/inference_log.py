@@ -12,7 +12,7 @@ plus ``"pixels"`` (784 integers) for a sampled share of images when
 
 **Never blocks a response.** The request handler only puts references to arrays it
 already holds on a bounded queue (``put_nowait``); a background thread (the *writer*)
-computes the per-image summaries (:mod:`mnist_pipeline.monitoring.summaries`), encodes and
+computes the per-image summaries (:mod:`mnist_pipeline.image_summaries`), encodes and
 writes. When the queue is full (a slow or stuck disk) the records are dropped and counted.
 
 **Segments.** The log is a folder of segments ``inference-<start>-<pid>-<n>.jsonl``. The
@@ -64,7 +64,7 @@ import numpy as np
 import orjson
 
 from mnist_pipeline import storage
-from mnist_pipeline.monitoring.summaries import image_summaries
+from mnist_pipeline.image_summaries import image_summaries
 from mnist_pipeline.redaction import redact
 
 logger = logging.getLogger(__name__)
