@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -14,7 +15,7 @@ from mnist_pipeline.registry.config import (
     ensure_local_store,
     scheme_of,
 )
-from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable
+from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable, git_commit
 
 _MLFLOW_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
@@ -129,8 +130,6 @@ class MlflowRunHook:
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        from mnist_pipeline.run_summary import run_label
-
         run = getattr(getattr(self._mlflow_config, "tracking", None), "run", None)
         if run is not None and not run.name:
             run.name = run_label(run_params)
@@ -167,3 +166,23 @@ def tracking_location() -> str | None:
         f"run '{active.info.run_name}' ({active.info.run_id}) in "
         f"{redact(mlflow.get_tracking_uri())}"
     )
+
+
+LIFECYCLE = "lifecycle"  # what __default__ is called in run names and the summary
+
+
+def short_commit(project_path: Any = None) -> str:
+    """The checked-out commit, abbreviated (``+dirty`` kept), or ``unknown``."""
+    commit = git_commit(project_path)
+    head, _, dirty = commit.partition("+")
+    return head[:7] + (f"+{dirty}" if dirty else "") if head != "unknown" else head
+
+
+def run_label(run_params: Mapping[str, Any]) -> str:
+    """``azure · lifecycle · 1a2b3c4``: environment, pipeline(s), commit."""
+    names = run_params.get("pipeline_names") or run_params.get("pipeline_name") or []
+    if isinstance(names, str):
+        names = [names]
+    pipeline = "+".join(LIFECYCLE if n == "__default__" else n for n in names) or LIFECYCLE
+    env = run_params.get("env") or "local"
+    return f"{env} · {pipeline} · {short_commit(run_params.get('project_path'))}"

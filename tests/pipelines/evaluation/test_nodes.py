@@ -68,3 +68,13 @@ def test_a_model_of_the_wrong_contract_is_refused(mnist_slices):
     wrong = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
     with pytest.raises(ValueError, match=r"\(N, 10\) probabilities, returned \(1000, 3\)"):
         nodes.predict_test_set(wrong, mnist_slices["test"], {"batch_size": 256})
+
+
+def test_outcome_gives_accuracy_loss_and_f1():
+    """The stage's line in the run's log (moved from tests/test_run_summary.py)."""
+    metrics = {"test_accuracy": 0.9921, "test_loss": 0.0254, "test_macro_f1": 0.992}
+    metrics["test_images"] = 10000
+    assert nodes.outcome({"evaluation_metrics": metrics}) == (
+        "evaluation: test accuracy 99.21 % on 10,000 images (loss 0.0254, macro F1 0.9920)"
+    )
+    assert nodes.outcome({"test_probabilities": np.zeros((1, 10))}) is None

@@ -8,6 +8,7 @@ the others are plain functions of data.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -154,3 +155,26 @@ def approve_deployment(report: dict[str, Any], summary: str, card: str = "") -> 
             f"{model.get('version', '?')}) is not deployable:\n  - {reasons}\n"
             "See the deployment_report and deployment_summary datasets."
         )
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log: DEPLOYABLE or NOT DEPLOYABLE, with the served
+    accuracy, latency and failures (also when the stage then fails on them)."""
+    report = outputs.get("deployment_report")
+    if report is None:
+        return None
+    model = report.get("model", {})
+    word = "DEPLOYABLE" if report.get("deployable") else "NOT DEPLOYABLE"
+    uri = f"models:/{model.get('name')}@{model.get('alias')}"
+    line = f"deploy: {word} — {uri} v{model.get('version', '?')}"
+    if checks := report.get("validation"):
+        line += (
+            f": served accuracy {float(checks['served_accuracy']):.4f} on "
+            f"{int(checks['num_images']):,} images"
+        )
+    single = (report.get("latency_ms") or {}).get("single_image") or {}
+    if single.get("p50") is not None:
+        line += f", single-image p50 {single['p50']} ms"
+    if failures := report.get("failures"):
+        line += f"; failed: {'; '.join(map(str, failures))}"
+    return line
