@@ -158,19 +158,12 @@ def _serve(
 
     parameters = _parameters(env)
     model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")
-    server = dict(parameters.get("serving") or {})
-    if host is not None:
-        server["host"] = host
-    if port is not None:
-        server["port"] = port
-    if allow_unauthenticated:
-        server["allow_unauthenticated"] = True
-    check(operations.Serving, server, "serving")
+    options = {"host": host, "port": port, "allow_unauthenticated": allow_unauthenticated or None}
+    server = {**(parameters.get("serving") or {})}
+    server |= {key: value for key, value in options.items() if value is not None}
+    serving = check(operations.Serving, server, "serving")
     # The inference log (parameters_inference_log.yml) is for this server only: deploy's
     # validation server never gets it, so validation traffic stays out of the log.
     log = check(operations.InferenceLog, parameters.get("inference_log"), "inference_log")
-    server["inference_log"] = log.path
-    server["inference_log_pixels"] = log.pixels_sample_rate
-    server["inference_log_max_bytes"] = log.max_bytes
     uri = model_uri or f"models:/{model.name}@{model.alias}"
-    run_server(uri, model.registry_uri, ServerSettings.from_params(server))
+    run_server(uri, model.registry_uri, ServerSettings(**dict(serving), inference_log=log))

@@ -11,6 +11,8 @@ import fsspec
 import numpy as np
 import pytest
 
+from mnist_pipeline.parameters import ParametersError, check
+from mnist_pipeline.parameters.operations import InferenceLog as InferenceLogParameters
 from mnist_pipeline.serving.inference_log import (
     InferenceLog,
     InferenceLogSettings,
@@ -131,16 +133,16 @@ def test_closed_segments_are_uploaded_to_an_object_store(tmp_path):
 
 
 def test_server_settings_turn_the_log_on_only_with_a_path(tmp_path):
-    assert open_inference_log(ServerSettings(), INFO) is None
-    settings = ServerSettings.from_params(
-        {"inference_log": str(tmp_path), "inference_log_pixels": "0.1"}
+    assert open_inference_log(ServerSettings().inference_log, INFO) is None
+    settings = ServerSettings.model_validate(
+        {"inference_log": {"path": str(tmp_path), "pixels_sample_rate": "0.1"}}
     )
-    log = open_inference_log(settings, INFO)
+    log = open_inference_log(settings.inference_log, INFO)
     assert log is not None and log.settings.pixels_sample_rate == 0.1
     log.close()
-    assert f"--inference-log={tmp_path}" in settings.cli_args()  # reaches the server process
-    with pytest.raises(ValueError, match="pixels_sample_rate"):
-        InferenceLogSettings.from_params({"path": "x", "pixels_sample_rate": 2})
+    assert f"--inference-log-path={tmp_path}" in settings.cli_args()  # reaches the server
+    with pytest.raises(ParametersError, match=r"inference_log\.pixels_sample_rate = 2: input"):
+        check(InferenceLogParameters, {"path": "x", "pixels_sample_rate": 2}, "inference_log")
 
 
 @pytest.fixture

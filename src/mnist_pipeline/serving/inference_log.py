@@ -55,7 +55,7 @@ import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ import orjson
 
 from mnist_pipeline import storage
 from mnist_pipeline.image_summaries import image_summaries
+from mnist_pipeline.parameters.operations import InferenceLog as InferenceLogParameters
 from mnist_pipeline.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -108,25 +109,15 @@ class InferenceLogSettings:
     storage_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> InferenceLogSettings:
-        known = {f.name: f.type for f in fields(cls)}
-        values = {key: value for key, value in (params or {}).items() if key in known}
-        for key in ("max_segment_bytes", "max_total_bytes", "queue_size"):
-            if key in values:
-                values[key] = int(values[key])
-        for key in ("max_segment_age_s", "pixels_sample_rate"):
-            if key in values:
-                values[key] = float(values[key])
-        values["path"] = str(values.get("path") or "")
-        values["spool_dir"] = str(values.get("spool_dir") or "")
-        values["storage_options"] = dict(values.get("storage_options") or {})
-        settings = cls(**values)
-        if not 0.0 <= settings.pixels_sample_rate <= 1.0:
-            raise ValueError(
-                "inference_log.pixels_sample_rate must be in [0, 1], found "
-                f"{settings.pixels_sample_rate}"
-            )
-        return settings
+    def configured(cls, log: InferenceLogParameters) -> InferenceLogSettings:
+        """The writer's settings for the ``inference_log`` parameters: their path and pixel
+        share, their size bound, and segments of a sixteenth of it (64 KiB to 8 MiB)."""
+        return cls(
+            path=log.path,
+            pixels_sample_rate=log.pixels_sample_rate,
+            max_total_bytes=log.max_bytes,
+            max_segment_bytes=max(64 * 1024, min(8 * 1024 * 1024, log.max_bytes // 16)),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -137,23 +128,11 @@ class InferenceLogSettings:
         return not storage.is_local(self.path)
 
 
-def settings_for(server: Any) -> InferenceLogSettings:
-    """The log settings of a :class:`~.server.ServerSettings` (``inference_log``,
-    ``inference_log_pixels``, ``inference_log_max_bytes``), of a mapping of
-    :class:`InferenceLogSettings` fields, or those settings themselves."""
-    if isinstance(server, InferenceLogSettings):
-        return server
-    if isinstance(server, dict):
-        return InferenceLogSettings.from_params(server)
-    max_bytes = int(server.inference_log_max_bytes)
-    return InferenceLogSettings.from_params(
-        {
-            "path": server.inference_log,
-            "pixels_sample_rate": server.inference_log_pixels,
-            "max_total_bytes": max_bytes,
-            "max_segment_bytes": max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 16)),
-        }
-    )
+def settings_for(settings: InferenceLogSettings | InferenceLogParameters) -> InferenceLogSettings:
+    """The writer's settings: as given, or those of the ``inference_log`` parameters."""
+    if isinstance(settings, InferenceLogParameters):
+        return InferenceLogSettings.configured(settings)
+    return settings
 
 
 def local_folder(settings: InferenceLogSettings) -> Path:
@@ -714,9 +693,11 @@ class InferenceLog:
             self._uploading.recovered(self.lost)
 
 
-def open_inference_log(settings: Any, model_info: dict[str, Any]) -> InferenceLog | None:
-    """The log the server's settings ask for (see :func:`settings_for`), or None when
-    ``inference_log`` is empty.
+def open_inference_log(
+    settings: InferenceLogSettings | InferenceLogParameters, model_info: dict[str, Any]
+) -> InferenceLog | None:
+    """The log the settings ask for (see :func:`settings_for`), or None when their path is
+    empty.
 
     Raises:
         InferenceLogError: its folder cannot be created or written.

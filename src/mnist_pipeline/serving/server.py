@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from mnist_pipeline import storage
+from mnist_pipeline.parameters.operations import InferenceLog, Serving
 from mnist_pipeline.processes import lifeline, stop_process_group
 from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry.store import resolve_alias
@@ -50,71 +51,27 @@ class ServerStartError(RuntimeError):
     """The model server process exited or did not answer in time."""
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """How to run the server (``deploy.server`` in ``parameters_deploy.yml``).
-
-    Attributes:
-        host: interface to bind; ``127.0.0.1`` unless you mean to expose it (then a
-            token is required, see :mod:`.guards`).
-        port: TCP port; 0 lets the OS pick a free one.
-        max_request_bytes / max_batch_size / max_json_depth: see
-            :class:`~.app.ServingLimits`.
-        max_batch_images: most images the predictor merges into one model call.
-        intra_op_threads / inter_op_threads: TensorFlow thread pools (0: TF default).
-        header_timeout_s: seconds from a request's first byte to the end of its
-            headers (then 408 and the connection is closed).
-        body_timeout_s: seconds from the end of the headers to the end of the body.
-        max_header_bytes: request line and headers together (then 431).
-        allow_unauthenticated: serve beyond loopback without a token (warned about).
-        inference_log: folder or URI of the inference log ("": none; see
-            :mod:`.inference_log`); inference_log_pixels: share of images logged with
-            raw pixels; inference_log_max_bytes: size bound of its local segments.
+class ServerSettings(Serving):
+    """How to run the server: the ``serving`` parameters (:class:`~mnist_pipeline.parameters.
+    operations.Serving`: host, port, request limits, read timeouts, thread pools, exposure)
+    and the inference log's (``inference_log``; ``kedro serve`` only: deploy's validation
+    server never logs). Validated by the schema itself; built from code with its defaults.
     """
 
-    host: str = LOOPBACK
-    port: int = 8501
-    max_request_bytes: int = 8 * 1024 * 1024
-    max_batch_size: int = 1024
-    max_batch_images: int = 256
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    max_json_depth: int = 32
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 20.0
-    max_header_bytes: int = 16 * 1024
-    allow_unauthenticated: bool = False
-    inference_log: str = ""
-    inference_log_pixels: float = 0.0
-    inference_log_max_bytes: int = 512 * 1024 * 1024
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> ServerSettings:
-        """Settings from configuration (unknown keys ignored, numbers given as text cast)."""
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for key, value in (params or {}).items():
-            if key not in cls.__dataclass_fields__:
-                continue
-            kind = type(getattr(defaults, key))
-            if kind is bool:
-                values[key] = str(value).strip().lower() in ("1", "true", "yes", "on")
-            elif kind is str:
-                values[key] = str(value)
-            else:
-                values[key] = kind(value or 0)
-        return cls(**values)
+    inference_log: InferenceLog = InferenceLog()
 
     @property
     def limits(self) -> ServingLimits:
         return ServingLimits(self.max_request_bytes, self.max_batch_size, self.max_json_depth)
 
     def cli_args(self) -> list[str]:
+        """The settings as ``python -m mnist_pipeline.serving`` options (host and port
+        aside): ``--max-batch-size=8``, ``--inference-log-path=...``, a flag when true."""
+        values = self.model_dump(exclude={"host", "port", "inference_log"})
+        values |= {f"inference_log.{k}": v for k, v in self.inference_log.model_dump().items()}
         args = []
-        for key, value in self.__dict__.items():
-            option = f"--{key.replace('_', '-')}"
-            if key in ("host", "port"):
-                continue
+        for key, value in values.items():
+            option = f"--{key.replace('_', '-').replace('.', '-')}"
             if isinstance(value, bool):
                 args += [option] if value else []
             else:
@@ -180,7 +137,7 @@ def run_server(
         check_exposure(settings.host, token, settings.allow_unauthenticated, token_env)
     except ExposureError as exc:
         raise ServerStartError(str(exc)) from exc
-    log_settings = settings_for(settings)
+    log_settings = settings_for(settings.inference_log)
     if log_settings.enabled:  # settings first: a log folder that cannot be used fails at once
         local_folder(log_settings)
     info = describe_model(model_uri, registry_uri)  # fails fast on a wrong name or alias

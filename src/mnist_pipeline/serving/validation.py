@@ -144,7 +144,7 @@ def validate_in_server(
         version, the checks' figures and latencies.
     """
     began = time.perf_counter()
-    settings = ServerSettings.from_params({**(server or {}), "host": "127.0.0.1", "port": 0})
+    settings = ServerSettings.model_validate({**(server or {}), "host": "127.0.0.1", "port": 0})
     min_accuracy = float(checks["min_accuracy"])
     atol = float(checks.get("atol", 1e-5))
     report: dict[str, Any] = {
