@@ -83,6 +83,9 @@ EXPECTED: dict[str, str] = {
         "fix inference_log.path (MNIST_INFERENCE_LOG) or the folder's permissions; an empty path "
         "turns the log off"
     ),
+    "mnist_pipeline.versions.UnsupportedVersionError": (
+        "install the versions the message names (requirements.lock pins the tested ones)"
+    ),
     "kedro.config.abstract_config.MissingConfigException": (
         "add the configuration file named above, or check --env"
     ),

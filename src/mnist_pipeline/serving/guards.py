@@ -33,11 +33,18 @@ from typing import Any
 import httptools
 import numpy as np
 import orjson
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mnist_pipeline.versions import require
 
 logger = logging.getLogger(__name__)
 
 SERVER_TOKEN_ENV = "MNIST_SERVER_TOKEN"
+# The uvicorn releases whose httptools protocol (its private parser callbacks and attributes)
+# GuardedHttpToolsProtocol subclasses, [lowest, highest): tested with 0.54 (requirements.lock)
+# and 0.55 (the Databricks clusters' lock).
+SUPPORTED_UVICORN = ("0.54", "0.56")
 LOCAL_NAMES = {"localhost"}
 
 # Bytes that matter for nesting: brackets, braces and quotes (strings may hold brackets).
@@ -241,7 +248,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 def guarded_protocol(
     header_timeout_s: float, body_timeout_s: float, max_header_bytes: int
 ) -> type[GuardedHttpToolsProtocol]:
-    """A :class:`GuardedHttpToolsProtocol` with these limits, for ``uvicorn.Config(http=...)``."""
+    """A :class:`GuardedHttpToolsProtocol` with these limits, for ``uvicorn.Config(http=...)``.
+
+    Raises:
+        UnsupportedVersionError: uvicorn is outside :data:`SUPPORTED_UVICORN`.
+    """
+    require("uvicorn", uvicorn.__version__, SUPPORTED_UVICORN, user=__name__)
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
