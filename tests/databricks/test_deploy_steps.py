@@ -214,6 +214,18 @@ def test_a_4xx_reading_the_endpoint_fails_the_step_never_taken_for_missing(works
     assert state.served_versions("mnist-cnn") == ["1"]
 
 
+def test_an_endpoint_that_also_serves_another_model_is_left_alone(workspace):
+    """The update replaces the endpoint's whole config: another model's entity beside ours
+    (a challenger someone deployed) would silently go. The step refuses instead."""
+    state, client = workspace
+    challenger = _entity("4") | {"name": "challenger", "entity_name": "prod.ml.other"}
+    state.add_endpoint("mnist-cnn", [_entity("1"), challenger])
+    with pytest.raises(EndpointUpdateError, match=r"also serves \['prod.ml.other'\]"):
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config") == []
+    assert state.served_versions("mnist-cnn") == ["1", "4"]
+
+
 def test_another_models_endpoint_of_that_name_is_refused(workspace):
     state, client = workspace
     state.add_endpoint("mnist-cnn", [_entity("4") | {"entity_name": "prod.ml.other"}])
