@@ -102,6 +102,22 @@ def test_embedded_store_is_anchored_and_keeps_artifacts_beside_it(tmp_path):
     assert default_artifact_location("http://host:5000") is None
 
 
+def test_an_embedded_stores_folder_is_set_up_on_every_use_keeping_what_is_there(tmp_path):
+    """The first run creates mlruns/ (SQLite does not create folders); every later use (the
+    registry and tracking of one store, a second `make run`) finds it there: no error."""
+    from mnist_pipeline.registry.store import client_for
+
+    workspace = Workspace.from_config(
+        "production",
+        {"tracking_uri": "sqlite:///mlruns/production.db", "model_name": "m", "alias": "a"},
+        project_path=tmp_path,
+    )
+    client_for(workspace)
+    (tmp_path / "mlruns" / "kept").write_text("an earlier run's")
+    client_for(workspace)
+    assert (tmp_path / "mlruns" / "kept").read_text() == "an earlier run's"
+
+
 def test_passwords_in_uris_never_reach_descriptions():
     workspace = _workspace(tracking_uri="https://bot:s3cret@mlflow.example.com")
     assert "s3cret" not in str(workspace.describe())
