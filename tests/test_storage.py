@@ -95,3 +95,16 @@ def test_a_sas_signature_is_never_shown_and_a_refused_one_says_credentials():
         raise failures[0][0]
     assert SIGNATURE not in str(caught.value)
     assert "credentials were refused" in str(caught.value)
+
+
+def test_a_refused_signature_says_the_credentials_were_refused():
+    """The Azure SDK's first line for a bad SAS or key names no error code, only the signature."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    refused = ClientAuthenticationError(
+        "Server failed to authenticate the request. Make sure the value of Authorization "
+        "header is formed correctly including the signature."
+    )
+    with pytest.raises(StorageError) as caught, storage_errors(URL, "FSSPEC_ABFS_SAS_TOKEN"):
+        raise refused
+    assert "access denied: the credentials were refused" in str(caught.value)
