@@ -226,6 +226,23 @@ def test_an_endpoint_that_also_serves_another_model_is_left_alone(workspace):
     assert state.served_versions("mnist-cnn") == ["1", "4"]
 
 
+def test_an_endpoint_splitting_traffic_over_two_entities_ends_with_one_taking_it_all(workspace):
+    """Two entities of this model (a canary copy of the version): the step leaves one entity
+    of the version with all the traffic, not the split it found."""
+    state, client = workspace
+    state.polls = 0
+    state.add_endpoint("mnist-cnn", [_entity("2"), _entity("2") | {"name": "canary"}])
+    result = serve_version(
+        client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST
+    )
+    assert result["action"] == "updated"
+    config = state.endpoints["mnist-cnn"]["config"]
+    assert [e["name"] for e in config["served_entities"]] == [SERVED_ENTITY]
+    assert config["traffic_config"]["routes"] == [
+        {"served_model_name": SERVED_ENTITY, "traffic_percentage": 100}
+    ]
+
+
 def test_another_models_endpoint_of_that_name_is_refused(workspace):
     state, client = workspace
     state.add_endpoint("mnist-cnn", [_entity("4") | {"entity_name": "prod.ml.other"}])
