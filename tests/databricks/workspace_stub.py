@@ -247,7 +247,8 @@ def serve(workspace: FakeWorkspace | None = None) -> Iterator[tuple[FakeWorkspac
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.host = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.05 s, not the default 0.5 s per test
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state, state.host
