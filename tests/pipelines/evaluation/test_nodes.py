@@ -68,3 +68,20 @@ def test_a_model_of_the_wrong_contract_is_refused(mnist_slices):
     wrong = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
     with pytest.raises(ValueError, match=r"\(N, 10\) probabilities, returned \(1000, 3\)"):
         nodes.predict_test_set(wrong, mnist_slices["test"], {"batch_size": 256})
+
+
+def test_macro_figures_weigh_every_digit_the_same_however_rare():
+    """910 zeros all right, ten of each other digit, the ten 1s all read as 0: the macro
+    recall is 0.9 (one digit of ten never found), not the 0.99 that weighting by support
+    (or accuracy) would give; each macro figure is the mean of the per-class report's."""
+    labels = np.array([0] * 910 + [digit for digit in range(1, 10) for _ in range(10)])
+    predicted = np.where(labels == 1, 0, labels)
+    probabilities = np.eye(10, dtype=np.float32)[predicted] * 0.9 + 0.01
+    test = {"labels": labels.astype(np.uint8)}
+    metrics = nodes.compute_metrics(probabilities, test)
+    assert metrics["test_accuracy"] == pytest.approx(0.99)
+    assert metrics["test_macro_recall"] == pytest.approx(0.9)
+    assert metrics["test_macro_precision"] == pytest.approx((910 / 920 + 8) / 10)
+    report = nodes.per_class_report(probabilities, test)
+    for figure in ("precision", "recall", "f1"):
+        assert metrics[f"test_macro_{figure}"] == pytest.approx(report[figure].mean(), abs=1e-4)
