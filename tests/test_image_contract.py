@@ -74,3 +74,24 @@ def test_an_image_scaled_to_0_1_is_refused_naming_the_0_255_contract():
 )
 def test_0_255_images_without_the_unit_scale_signature_stay_valid(image):
     np.testing.assert_array_equal(to_model_batch(image)[0, ..., 0], image)
+
+
+def test_a_dataframe_row_is_one_image_flattened_row_major():
+    """What MLflow hands the pyfunc for dataframe_split/dataframe_records bodies: pixel k of
+    a row is pixel (k // 28, k % 28) of its image, in a one-column frame of 784-pixel cells
+    and in a frame of 784 columns alike."""
+    import pandas as pd
+
+    from mnist_pipeline.image_contract import images_from_model_input
+
+    ramp = np.arange(784).reshape(28, 28) % 251  # every pixel knows its row and column
+    images = np.stack([ramp, 250 - ramp, ramp.T])
+    flat = [image.ravel().tolist() for image in images]
+    assert flat[0][1] == ramp[0, 1] and flat[0][28] == ramp[1, 0]  # row-major, by definition
+    frames = {
+        "one column": pd.DataFrame({"image": flat}),
+        "784 columns": pd.DataFrame(flat, columns=[f"pixel{k}" for k in range(784)]),
+    }
+    for name, frame in frames.items():
+        batch = to_model_batch(images_from_model_input(frame))
+        np.testing.assert_array_equal(batch[..., 0], images, err_msg=name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from kedro.config import OmegaConfigLoader
@@ -86,6 +87,58 @@ def test_a_bad_value_names_the_key_the_value_and_what_is_allowed(base, change, m
         validate(parameters, SCHEMAS)
     assert message in str(error.value)
     assert len(str(error.value).splitlines()) == 2  # the heading and exactly this problem
+
+
+# (where, key, a value that cannot work, the smallest (or largest) value that can)
+BOUNDS = [
+    ("training", "epochs", 0, 1),
+    ("training", "batch_size", 0, 1),
+    ("training.presets.accurate", "epochs", 0, 1),
+    ("training.model", "dropout", 1.0, 0.99),
+    ("training.model", "dense_units", -1, 0),
+    ("training.model.conv_blocks.0", "filters", 0, 1),
+    ("training.model.conv_blocks.0", "kernel_size", 0, 1),
+    ("training.optimizer", "learning_rate", 0.0, 1e-6),
+    ("training.optimizer", "warmup_fraction", 1.0, 0.99),
+    ("training.distribution", "num_slots", 0, 1),
+    ("training.distribution", "timeout_s", 0, 0.5),
+    ("training.distribution", "max_restarts", -1, 0),
+    ("preprocessing", "validation_size", 0, 0.1),
+    ("preprocessing.augmentation", "copies", 0, 1),
+    ("evaluation", "batch_size", 0, 1),
+    ("promotion.gate", "min_accuracy", 1.01, 1.0),
+    ("promotion.gate", "tolerance", -0.01, 0.0),
+    ("promotion.verify", "num_images", 0, 1),
+    ("batch_scoring", "batch_size", 0, 1),
+    ("batch_scoring", "images_per_partition", 0, 1),
+    ("monitoring", "window", 999, 1000),
+    ("monitoring.thresholds", "bbox_width", 0.0, 0.01),
+    ("drift_reference", "bins", 1, 2),
+    ("deploy_validation", "min_accuracy", 1.01, 1.0),
+    ("deploy_validation", "startup_timeout_s", 0, 1),
+    ("serving", "max_batch_size", 0, 1),
+    ("inference_log", "max_bytes", 0, 1),
+]
+
+
+@pytest.mark.parametrize(("where", "key", "nonsense", "edge"), BOUNDS)
+def test_values_that_cannot_work_are_refused_the_edge_values_accepted(
+    base, where, key, nonsense, edge
+):
+    """Zero epochs, a dropout of 1, a 999-record window...: refused, naming the key; the
+    value right at the edge of what works is accepted."""
+    for value, refused in ((nonsense, True), (edge, False)):
+        parameters = copy.deepcopy(base)
+        target = parameters
+        for part in where.split("."):
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[key] = value
+        top = where.split(".")[0]
+        if not refused:
+            validate(parameters, [top])
+            continue
+        with pytest.raises(ParametersError, match=rf"{re.escape(where)}\.{key} = {value!r}:"):
+            validate(parameters, [top])
 
 
 def test_a_password_in_a_bad_uri_value_is_not_repeated(base):

@@ -79,7 +79,8 @@ def stub_server(
     server = _QuietServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # stop() waits for serve_forever's next poll: 0.05 s, not the default 0.5 s per stub
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     stopped = threading.Event()
 

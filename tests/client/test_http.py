@@ -66,6 +66,55 @@ def test_retries_5xx_with_backoff_until_the_server_answers() -> None:
     assert waited >= 0.1 + 0.2  # backoff doubled between the two retries
 
 
+class FakeClock:
+    """The client's clock: ``sleep`` moves it on, nothing else does (attempts take no time)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    from mnist_pipeline.client import http
+
+    fake = FakeClock()
+    monkeypatch.setattr(http, "time", fake)
+    return fake
+
+
+def test_the_backoff_starts_at_backoff_s_and_doubles(clock: FakeClock) -> None:
+    with stub_server([(503, {"error": "warming up"})] * 3 + [(200, "predict")]) as stub:
+        post_images(stub.url, IMAGES, retries=5, backoff_s=0.1, deadline_s=None, token_env=None)
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4])
+    assert len(stub.requests) == 4
+
+
+@pytest.mark.parametrize("backoff_s", [0.4, 30.0])
+def test_no_pause_runs_past_the_deadline(clock: FakeClock, backoff_s: float) -> None:
+    """A server that keeps failing, a deadline of 1 s: the pauses end at the deadline (the
+    last one is cut short), no attempt starts after it, and the error says so."""
+    started = clock.now
+    with (
+        stub_server([(503, {"error": "model is loading"})]) as stub,
+        pytest.raises(ServerUnavailableError, match="deadline of 1 s reached") as caught,
+    ):
+        post_images(stub.url, IMAGES, retries=10, backoff_s=backoff_s, deadline_s=1.0,
+                    token_env=None)  # fmt: skip
+    assert clock.now - started == pytest.approx(1.0)  # every pause within the deadline
+    assert clock.sleeps[0] == pytest.approx(min(backoff_s, 1.0))
+    assert len(stub.requests) == len(clock.sleeps)  # the attempt after the last pause: none
+    assert f"after {len(stub.requests)} attempt" in str(caught.value)
+
+
 def test_gives_up_after_the_retries_with_the_last_server_error() -> None:
     with (
         stub_server([(503, {"error": "model is loading"})]) as stub,

@@ -9,6 +9,7 @@ are in test_cli_rules.py.
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import tomllib
@@ -24,7 +25,12 @@ from databricks.bundles.volumes import Volume
 
 from mnist_pipeline.databricks import bundle as b
 from mnist_pipeline.pipeline_registry import SANDBOX_STAGES
-from mnist_pipeline.registry.config import RegistryConfigError, validate_model_name
+from mnist_pipeline.registry.config import (
+    RegistryConfigError,
+    Workspace,
+    is_unity_catalog,
+    validate_model_name,
+)
 from mnist_pipeline.training.runner import TrainingLaunchError
 from tests.databricks import bundle_checks as checks
 
@@ -233,6 +239,59 @@ def test_secrets_are_references_and_scope_names_are_the_cases(loaded, azure, gcp
     for job in gcp["jobs"]:
         assert not {k for k in _env(gcp, job) if checks.SECRET_NAME.search(k)}, job
     assert checks.literal_secrets({}, azure) == [] and checks.literal_secrets({}, gcp) == []
+
+
+def _workspaces_of(job: dict, env: str, project_root: Path, monkeypatch) -> dict[str, Workspace]:
+    """The MLflow workspaces a task of ``job`` reaches: its cluster's environment variables,
+    read by the project's own configuration for ``--env <env>`` as the task runs it."""
+    from kedro.config import OmegaConfigLoader
+
+    from mnist_pipeline.settings import CONFIG_LOADER_ARGS
+
+    with monkeypatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("MLFLOW_", "MNIST_", "DATABRICKS_")):
+                patch.delenv(name)
+        for name, value in job["job_clusters"][0]["new_cluster"]["spark_env_vars"].items():
+            patch.setenv(name, str(value))
+        loader = OmegaConfigLoader(str(project_root / "conf"), env=env, **CONFIG_LOADER_ARGS)
+        stores, params = loader["globals"]["mlflow_stores"], loader["parameters"]
+    if env == b.SANDBOX_ENV:
+        promotion = params["promotion"]
+        sandbox = {**stores["sandbox"], "model_name": promotion["model_name"]}
+        return {
+            "sandbox": Workspace.from_config("sandbox", {**sandbox, "alias": "champion"}),
+            "production": Workspace.from_config("production", promotion["production"]),
+        }
+    deploy = params["deploy_model"]
+    production = {**stores["production"], "model_name": deploy["name"], "alias": deploy["alias"]}
+    assert deploy["registry_uri"] == stores["production"]["registry_uri"]
+    return {"production": Workspace.from_config("production", production)}
+
+
+@pytest.mark.parametrize("target", ["azure", "gcp"])
+def test_each_jobs_environment_gives_the_workspaces_its_tasks_reach(
+    loaded, target, project_root, monkeypatch
+):
+    """Read as the tasks read it (`--env azure|gcp`), a job's cluster environment gives
+    workspaces the project accepts: Unity Catalog registries, tracking in the job's own
+    workspace (its run-as identity, no credential), and the sandbox reaching production
+    through the secret scope, registry and tracking alike."""
+    for name, job in b.resolve(loaded, target)["jobs"].items():
+        reached = _workspaces_of(job, target, project_root, monkeypatch)
+        for workspace in reached.values():
+            assert is_unity_catalog(workspace.registry_uri), (name, workspace)
+        own = reached["sandbox" if target == "azure" else "production"]
+        assert own.tracking_uri == "databricks", name
+        if target == "azure":
+            production = reached["production"]
+            scope = "data_masters:data_master_sandbox"
+            assert production.tracking_uri == f"databricks://{scope}"
+            assert production.registry_uri == f"databricks-uc://{scope}"
+        for task in job["tasks"]:
+            if _params(task)[0] == "update-endpoint":  # the alias resolves where it deployed
+                assert _argument(task, "--registry-uri") == own.registry_uri
+                assert _argument(task, "--model-name") == own.model_name
 
 
 def test_a_literal_token_anywhere_in_the_bundle_is_found(project_root, azure):

@@ -164,6 +164,85 @@ def test_a_failed_update_fails_the_step_and_the_previous_version_keeps_serving(w
     assert state.acls == {}  # nothing past the failure
 
 
+@pytest.mark.parametrize("outcome", ["UPDATE_FAILED", "UPDATE_CANCELED"])
+def test_an_update_that_fails_or_is_cancelled_fails_the_step_naming_it(workspace, outcome):
+    state, client = workspace
+    state.polls, state.outcome = 0, outcome
+    state.add_endpoint("mnist-cnn", [_entity("1")])
+    with pytest.raises(EndpointUpdateError, match=outcome):
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert state.served_versions("mnist-cnn") == ["1"]  # the previous version keeps serving
+    assert state.acls == {}
+
+
+def test_an_endpoint_not_ready_after_the_update_fails_the_step(workspace):
+    state, client = workspace
+    state.polls, state.ready_after_update = 0, "NOT_READY"
+    state.add_endpoint("mnist-cnn", [_entity("1")])
+    with pytest.raises(EndpointUpdateError, match=r"serves versions \['2'\].*ready=NOT_READY"):
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert state.acls == {}
+
+
+def test_an_update_in_progress_is_waited_out_then_ours_is_applied(workspace):
+    state, client = workspace
+    state.add_endpoint("mnist-cnn", [_entity("1")])
+    state.polls = 1
+    state.start_update("mnist-cnn", [_entity("4")])  # someone else's update, still running
+    state.polls = 0  # ours lands at once
+    result = serve_version(
+        client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST
+    )
+    assert (result["action"], result["previous_versions"]) == ("updated", ["4"])
+    assert state.served_versions("mnist-cnn") == ["2"]
+    (update,) = state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config")
+    assert [e["entity_version"] for e in update["served_entities"]] == ["2"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(403, "PERMISSION_DENIED"), (400, "INVALID_PARAMETER_VALUE")]
+)
+def test_a_4xx_reading_the_endpoint_fails_the_step_never_taken_for_missing(workspace, status, code):
+    """Only 404 means "no endpoint, create it": any other 4xx is a failure, and nothing is
+    created or changed."""
+    state, client = workspace
+    state.add_endpoint("mnist-cnn", [_entity("1")])
+    state.refuse("GET", "/api/2.0/serving-endpoints/mnist-cnn", status, code, "you may not")
+    with pytest.raises(EndpointUpdateError, match=r"reading it failed.*you may not"):
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert [(m, p) for m, p, _ in state.requests if m != "GET"] == []
+    assert state.served_versions("mnist-cnn") == ["1"]
+
+
+def test_an_endpoint_that_also_serves_another_model_is_left_alone(workspace):
+    """The update replaces the endpoint's whole config: another model's entity beside ours
+    (a challenger someone deployed) would silently go. The step refuses instead."""
+    state, client = workspace
+    challenger = _entity("4") | {"name": "challenger", "entity_name": "prod.ml.other"}
+    state.add_endpoint("mnist-cnn", [_entity("1"), challenger])
+    with pytest.raises(EndpointUpdateError, match=r"also serves \['prod.ml.other'\]"):
+        serve_version(client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST)
+    assert state.calls("PUT", "/api/2.0/serving-endpoints/mnist-cnn/config") == []
+    assert state.served_versions("mnist-cnn") == ["1", "4"]
+
+
+def test_an_endpoint_splitting_traffic_over_two_entities_ends_with_one_taking_it_all(workspace):
+    """Two entities of this model (a canary copy of the version): the step leaves one entity
+    of the version with all the traffic, not the split it found."""
+    state, client = workspace
+    state.polls = 0
+    state.add_endpoint("mnist-cnn", [_entity("2"), _entity("2") | {"name": "canary"}])
+    result = serve_version(
+        client, "mnist-cnn", MODEL, "2", sizing=Sizing(), access=ACCESS, wait=FAST
+    )
+    assert result["action"] == "updated"
+    config = state.endpoints["mnist-cnn"]["config"]
+    assert [e["name"] for e in config["served_entities"]] == [SERVED_ENTITY]
+    assert config["traffic_config"]["routes"] == [
+        {"served_model_name": SERVED_ENTITY, "traffic_percentage": 100}
+    ]
+
+
 def test_another_models_endpoint_of_that_name_is_refused(workspace):
     state, client = workspace
     state.add_endpoint("mnist-cnn", [_entity("4") | {"entity_name": "prod.ml.other"}])

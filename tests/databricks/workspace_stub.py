@@ -35,7 +35,9 @@ class FakeWorkspace:
         self.requests: list[tuple[str, str, dict | None]] = []
         self.authorizations: set[str] = set()
         self.polls = 1  # reads that still say IN_PROGRESS after a change
-        self.outcome = "NOT_UPDATING"  # or UPDATE_FAILED
+        self.outcome = "NOT_UPDATING"  # or UPDATE_FAILED, UPDATE_CANCELED
+        self.ready_after_update = "READY"  # what state.ready says once a change took effect
+        self.refusals: dict[tuple[str, str], tuple[int, dict]] = {}  # (method, path): answer
         self.answer: Callable[[dict], Any] = lambda body: []
         self._pending: dict[str, tuple[dict, int]] = {}
         self.host = ""
@@ -62,6 +64,15 @@ class FakeWorkspace:
             "config_version": version,
         }
 
+    def start_update(self, name: str, served_entities: list[dict]) -> None:
+        """Another writer's config change to ``name``, in progress (it lands after ``polls``
+        reads, or ends per ``outcome``)."""
+        self._change(name, {"served_entities": served_entities})
+
+    def refuse(self, method: str, path: str, status: int, error_code: str, message: str) -> None:
+        """Answer ``method path`` with this error (e.g. 403 PERMISSION_DENIED) from now on."""
+        self.refusals[(method, path)] = (status, {"error_code": error_code, "message": message})
+
     def served_versions(self, name: str) -> list[str]:
         return [str(e["entity_version"]) for e in self.endpoints[name]["config"]["served_entities"]]
 
@@ -87,7 +98,10 @@ class FakeWorkspace:
                 if self.outcome == "NOT_UPDATING":
                     version = endpoint["config"].get("config_version", 0) + 1
                     endpoint["config"] = self._config(config["served_entities"], version)
-                    endpoint["state"] = {"ready": "READY", "config_update": "NOT_UPDATING"}
+                    endpoint["state"] = {
+                        "ready": self.ready_after_update,
+                        "config_update": "NOT_UPDATING",
+                    }
                 else:
                     endpoint["state"]["config_update"] = self.outcome
         return json.loads(json.dumps(endpoint))
@@ -95,6 +109,8 @@ class FakeWorkspace:
     # ── the API ──
     def handle(self, method: str, path: str, body: dict | None) -> tuple[int, Any]:
         self.requests.append((method, path, body))
+        if (method, path) in self.refusals:
+            return self.refusals[(method, path)]
         prefix = "/api/2.0/serving-endpoints"
         if method == "GET" and path == "/api/2.0/preview/scim/v2/Me":
             return 200, {"id": "1", "userName": PRINCIPAL, "displayName": "mnist-pipeline"}
@@ -231,7 +247,8 @@ def serve(workspace: FakeWorkspace | None = None) -> Iterator[tuple[FakeWorkspac
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.host = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.05 s, not the default 0.5 s per test
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state, state.host

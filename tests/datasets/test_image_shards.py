@@ -5,6 +5,7 @@ import pytest
 from kedro.io import DatasetError
 
 from mnist_pipeline.datasets import ImageShardsDataset, read_image_shards
+from tests.crash_points import every_crash, roots
 
 
 @pytest.fixture
@@ -88,3 +89,41 @@ def test_mismatched_lengths_are_refused(tmp_path, scaled):
         ImageShardsDataset(path=str(tmp_path / "s")).save(
             {**scaled, "labels": scaled["labels"][:3]}
         )
+
+
+def _split(seed: int, count: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "images": rng.random((count, 28, 28, 1), dtype=np.float32),
+        "labels": rng.integers(0, 10, count).astype(np.uint8),
+    }
+
+
+@pytest.mark.parametrize("kind", ["local", "object store"])
+def test_a_rewrite_cut_at_any_step_is_read_whole_old_or_new_or_refused(kind, tmp_path):
+    """The process dies at each step of re-writing a split (same shard names, new content):
+    a reader gets the old split whole, the new one whole, or a clear refusal; never a mix of
+    old and new shards, never a manifest naming a shard that is not there."""
+    old, new = _split(1, 40), _split(2, 36)
+
+    def check(root: str, died: bool) -> None:
+        try:
+            images, labels = read_image_shards(f"{root}/train")
+        except DatasetError as error:
+            assert died and "has no _manifest.json" in str(error)
+            return
+        got = "old" if len(labels) == 40 else "new"
+        expected = old if got == "old" else new
+        np.testing.assert_array_equal(images, expected["images"], err_msg=f"a mix read as {got}")
+        np.testing.assert_array_equal(labels, expected["labels"])
+        handle = ImageShardsDataset(path=f"{root}/train").load()
+        assert handle.num_examples == len(labels)
+        assert died or got == "new"
+
+    steps = every_crash(
+        roots(kind, tmp_path),
+        lambda root: ImageShardsDataset(path=f"{root}/train", num_shards=4).save(old),
+        lambda root: ImageShardsDataset(path=f"{root}/train", num_shards=4).save(new),
+        check,
+    )
+    assert steps >= 5  # four shards and a manifest at least: every one of them was cut

@@ -171,3 +171,37 @@ def test_malformed_log_records_are_skipped_and_counted_not_a_crash(tmp_path, ref
     assert drift_metrics(report)["skipped_records"]["value"] == 5.0
     [warning] = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert "skipped 5 malformed record(s)" in warning and "[1, 2, 3]" in warning
+
+
+def test_each_feature_is_judged_against_its_own_threshold(reference):
+    """Moving one feature's threshold across its PSI moves that feature alone in or out of
+    the drifted features (the others keep their verdicts)."""
+    window = _features(2000, 3, intensity_shift=0.02)
+    classes = window["predicted_class"]
+    window["predicted_class"] = np.where(classes < 3, 1, classes)  # fewer 0s and 2s, more 1s
+    base = compare(reference, window, THRESHOLDS)
+    assert 2 <= len(base["drifted_features"]) < len(THRESHOLDS)  # some drifted, some not
+    for name, entry in base["features"].items():
+        assert entry["threshold"] == THRESHOLDS[name]
+        psi_value = entry["psi"]
+        for threshold, drifted in ((psi_value + 0.001, False), (psi_value / 2, True)):
+            if threshold <= 0:
+                continue
+            report = compare(reference, window, {**THRESHOLDS, name: threshold})
+            assert (name in report["drifted_features"]) is drifted, (name, threshold, psi_value)
+            others = set(report["drifted_features"]) - {name}
+            assert others == set(base["drifted_features"]) - {name}, name
+            assert report["verdict"] == ("drift" if report["drifted_features"] else "no_drift")
+
+
+def test_the_report_judges_the_pinned_versions_live_traffic_only(tmp_path, reference):
+    """The newest records are another version's and test traffic, both far from the
+    reference: the report of version 3 reads its own 1,000 live records and sees no drift."""
+    log = tmp_path / "log"
+    _write_log(log, _records(_features(1000, 21)), "inference-20261130T000000000000-1-0001.jsonl")
+    shifted = _features(600, 22, intensity_shift=0.2)
+    newer = _records(shifted, version="4") + _records(shifted, source="smoke-test")
+    _write_log(log, newer, "inference-20261130T010000000000-1-0002.jsonl")
+    report = drift_report(PredictionSource("inference_log", str(log)), None, reference, PARAMS)
+    assert (report["verdict"], report["records"]) == ("no_drift", 1000)
+    assert report["model"]["version"] == "3"

@@ -94,6 +94,27 @@ def test_segments_rotate_and_the_oldest_go_beyond_the_size_bound(tmp_path):
     assert status["records"] == 1200 and status["dropped"] == 0
 
 
+def test_the_size_bound_keeps_the_newest_records_and_counts_the_oldest_as_evicted(tmp_path):
+    """What stays on disk is the newest requests, in order, up to the last one; every record
+    deleted by the bound is counted, so received = on disk + lost."""
+    settings = InferenceLogSettings(
+        path=str(tmp_path), max_segment_bytes=10_000, max_total_bytes=30_000
+    )
+    log = InferenceLog(settings, INFO)
+    images, probabilities = _batch(20)
+    for index in range(30):
+        log.record(images, probabilities, 0.001, f"req-{index:03d}")
+        log.flush()
+    log.close()
+    kept = [record["request_id"] for record in _lines(tmp_path)]
+    sent = [f"req-{index:03d}" for index in range(30) for _ in range(20)]
+    status = log.status()
+    assert status["segments_deleted"] >= 3 and 0 < len(kept) < len(sent)
+    assert kept == sent[-len(kept) :]  # a suffix: the oldest went first, nothing newer
+    assert status["evicted"] == status["lost"] == len(sent) - len(kept)
+    assert status["received"] == len(sent)
+
+
 def test_a_stuck_sink_never_blocks_the_caller_records_are_dropped_and_counted(tmp_path):
     log = InferenceLog(InferenceLogSettings(path=str(tmp_path), queue_size=2), INFO)
     release = threading.Event()

@@ -103,6 +103,24 @@ def test_embedded_store_is_anchored_and_keeps_artifacts_beside_it(tmp_path):
     assert default_artifact_location("http://host:5000") is None
 
 
+def test_an_embedded_stores_folder_is_set_up_on_every_use_keeping_what_is_there(tmp_path):
+    """The first run creates mlruns/ (SQLite does not create folders); every later use (the
+    registry and tracking of one store, as registry.store.client_for and the run hook set
+    both up, and a second `make run`) finds it there: no error, nothing lost."""
+    from mnist_pipeline.registry.config import ensure_local_store
+
+    workspace = Workspace.from_config(
+        "production",
+        {"tracking_uri": "sqlite:///mlruns/production.db", "model_name": "m", "alias": "a"},
+        project_path=tmp_path,
+    )
+    for run in ("first", "second"):
+        ensure_local_store(workspace.tracking_uri)
+        ensure_local_store(workspace.registry_uri)
+        (tmp_path / "mlruns" / f"{run}-run").write_text("kept")
+    assert sorted(p.name for p in (tmp_path / "mlruns").iterdir()) == ["first-run", "second-run"]
+
+
 def test_passwords_in_uris_never_reach_descriptions():
     workspace = _workspace(tracking_uri="https://bot:s3cret@mlflow.example.com")
     assert "s3cret" not in str(workspace.describe())

@@ -88,3 +88,51 @@ def test_the_deploy_section_is_replaced_not_appended(figures) -> None:
     assert twice.split(model_card.DEPLOY_MARKER)[0] == card.split(model_card.DEPLOY_MARKER)[0]
     # A version without a card (registered before cards existed) gets the section alone.
     assert model_card.with_deploy_section("", report).lstrip().startswith(model_card.DEPLOY_MARKER)
+
+
+PASSWORD = "sEcr3t@pAss-9"  # holds an "@", as passwords may
+
+
+def _leaks(text: str) -> list[str]:
+    return [piece for piece in (PASSWORD, *PASSWORD.split("@")) if piece in text]
+
+
+def test_no_piece_of_a_registry_password_reaches_the_card_or_the_lineage_tags(monkeypatch):
+    """Registry URIs with a password (someone put one there): the published card, the card
+    the deploy rewrites and the production version's lineage tags show them redacted."""
+    from mnist_pipeline.registry import promotion
+    from mnist_pipeline.registry.config import Workspace
+
+    sandbox, production = (
+        f"https://bot:{PASSWORD}@sandbox.example",
+        f"https://deployer:{PASSWORD}@prod.example",
+    )
+    published: dict[str, str] = {}  # the registry: version -> its description (the card)
+    monkeypatch.setattr(model_card, "publish", lambda _ws, v, card: published.update({v: card}))
+    monkeypatch.setattr(model_card, "read", lambda _ws, v: published.get(v, ""))
+    candidate = {
+        "model_name": "mnist_cnn", "version": "3", "run_id": "abc123", "registry_uri": sandbox,
+        "model_sha256": "e" * 64, "tags": {"git_commit": "0123456789abcdef"},
+    }  # fmt: skip
+    card = model_card.publish_promoted(
+        report={"version": "7", "action": "copied", "message": "mnist_cnn@production → v7"},
+        candidate=candidate,
+        verdict={"mode": "enabled", "passed": True, "promote": True, "checks": []},
+        metrics={"test_accuracy": 0.99, "test_images": 10000},
+        per_class=[{"digit": d, "precision": 1, "recall": 1, "f1": 1, "support": 1}
+                   for d in range(10)],
+        data_fingerprint="f" * 64,
+        production={"tracking_uri": production, "model_name": "mnist_cnn", "alias": "production"},
+    )  # fmt: skip
+    deployed = model_card.record_deployment(
+        {"deployable": True, "checked_at": "2026-11-30", "model": {"version": "7"}},
+        {"registry_uri": production, "name": "mnist_cnn", "alias": "production"},
+    )
+    assert "`https://bot:***@sandbox.example`" in card
+    assert "`https://deployer:***@prod.example`" in card
+    for text in (card, deployed, published["7"]):
+        assert _leaks(text) == []
+    source = Workspace("sandbox", sandbox, sandbox, "mnist_cnn", "champion")
+    tags = promotion.lineage_tags(source, {**candidate, "tags": {"origin": production}})
+    assert _leaks(repr(tags)) == []
+    assert tags["lineage.origin"] == "https://deployer:***@prod.example"

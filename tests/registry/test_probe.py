@@ -134,6 +134,20 @@ def test_a_closed_port_fails_at_once_with_the_redacted_uri():
         store.check_reachable(workspace)
 
 
+def test_the_probe_retries_at_once_never_pausing_between_attempts(monkeypatch):
+    """Its bound is (retries + 1) × timeout: with 3 retries, 3 retries and no pause (MLflow's
+    default backoff would sleep seconds between them)."""
+    from urllib3.util.retry import Retry
+
+    pauses = []  # what urllib3 would sleep before each retry of MLflow's requests
+    monkeypatch.setattr(Retry, "_sleep_backoff", lambda r: pauses.append(r.get_backoff_time()))
+    monkeypatch.setenv(probe.RETRIES_VARIABLE, "3")
+    port = free_port()  # nothing listens there
+    with pytest.raises(ModelResolutionError, match=r"unreachable \(4 attempts"):
+        resolve_model("mnist_cnn", "production", _uri(port))
+    assert pauses == [0.0, 0.0, 0.0]
+
+
 def test_a_garbage_registry_uri_is_a_clear_error_not_a_traceback():
     with pytest.raises(
         store.ModelResolutionError, match=r"the registry nonsense://x is unreachable"

@@ -14,7 +14,8 @@ official client, `databricks-sdk <https://github.com/databricks/databricks-sdk-p
 * missing → ``serving_endpoints.create_and_wait`` with one served entity (the version, the
   sizing of :class:`Sizing`) and all traffic on it;
 * present → wait out an update already in progress, refuse an endpoint that serves another
-  model, else ``serving_endpoints.update_config_and_wait`` when the version or the sizing
+  model (alone, or beside this one: an update replaces the whole config, so it would remove
+  it), else ``serving_endpoints.update_config_and_wait`` when the version or the sizing
   differ (an endpoint that already serves the version with that sizing is left alone);
 * then the endpoint must report ``READY`` with the version in its *current* config (a failed
   update leaves the previous version serving, and this task fails);
@@ -286,11 +287,17 @@ def serve_version(
             )
         served = _current_entities(current)
         ours = [e for e in served if e.entity_name == model_name]
-        if served and not ours:
-            names = sorted({str(e.entity_name) for e in served})
+        others = sorted({str(e.entity_name) for e in served if e.entity_name != model_name})
+        if others and not ours:
             raise EndpointUpdateError(
-                f"serving endpoint {endpoint} serves {names}, not {model_name}: another model's "
+                f"serving endpoint {endpoint} serves {others}, not {model_name}: another model's "
                 "endpoint of that name exists (choose another endpoint_name)"
+            )
+        if others:  # the update replaces the whole config: their entities would go with it
+            raise EndpointUpdateError(
+                f"serving endpoint {endpoint} also serves {others} beside {model_name}: this "
+                "step replaces the endpoint's whole config and would remove them; remove them "
+                "from the endpoint first, or serve this model on an endpoint of its own"
             )
         previous = sorted({str(e.entity_version) for e in ours})
         unchanged = (

@@ -78,6 +78,27 @@ def test_model_input_shards_on_abfs(mnist_slice, abfs_options, unique):
     assert sorted(np.concatenate([y for _, y in halves])) == sorted(labels)
 
 
+def test_setting_storage_up_again_is_no_error_and_loses_nothing(
+    emulators, abfs_options, gs_options, mnist_slice, unique
+):
+    """`make cloud-up` over emulators' folders that hold the containers and buckets already,
+    and a second save to the same prefix: no "already exists" error, nothing lost."""
+    kept = {
+        f"abfs://sandbox/{unique}/kept": abfs_options,
+        f"gs://production/{unique}/kept": gs_options,
+    }
+    for url, options in kept.items():
+        storage.write_bytes(url, b"still here", options)
+    emulators.create_stores()  # the containers and buckets exist: set up again
+    for url, options in kept.items():
+        assert storage.read_bytes(url, options) == b"still here"
+    images, labels = mnist_slice
+    dataset = ImageShardsDataset(path=f"abfs://sandbox/{unique}/train", credentials=abfs_options)
+    for _ in range(2):
+        dataset.save({"images": images[..., None] / 255.0, "labels": labels})
+    assert dataset.load().num_examples == 200
+
+
 def test_a_cut_rewrite_of_shards_is_never_read_as_complete(emulators, mnist_slice, unique):
     """Re-writing a complete shard set through a connection cut mid-upload: the old manifest
     is gone first, so the folder is refused, not read as a mix of old and new files."""

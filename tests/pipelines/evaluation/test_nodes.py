@@ -78,3 +78,20 @@ def test_outcome_gives_accuracy_loss_and_f1():
         "evaluation: test accuracy 99.21 % on 10,000 images (loss 0.0254, macro F1 0.9920)"
     )
     assert nodes.outcome({"test_probabilities": np.zeros((1, 10))}) is None
+
+
+def test_macro_figures_weigh_every_digit_the_same_however_rare():
+    """910 zeros all right, ten of each other digit, the ten 1s all read as 0: the macro
+    recall is 0.9 (one digit of ten never found), not the 0.99 that weighting by support
+    (or accuracy) would give; each macro figure is the mean of the per-class report's."""
+    labels = np.array([0] * 910 + [digit for digit in range(1, 10) for _ in range(10)])
+    predicted = np.where(labels == 1, 0, labels)
+    probabilities = np.eye(10, dtype=np.float32)[predicted] * 0.9 + 0.01
+    test = {"labels": labels.astype(np.uint8)}
+    metrics = nodes.compute_metrics(probabilities, test)
+    assert metrics["test_accuracy"] == pytest.approx(0.99)
+    assert metrics["test_macro_recall"] == pytest.approx(0.9)
+    assert metrics["test_macro_precision"] == pytest.approx((910 / 920 + 8) / 10)
+    report = nodes.per_class_report(probabilities, test)
+    for figure in ("precision", "recall", "f1"):
+        assert metrics[f"test_macro_{figure}"] == pytest.approx(report[figure].mean(), abs=1e-4)
