@@ -143,8 +143,8 @@ def test_the_probe_retries_at_once_never_pausing_between_attempts(monkeypatch):
     monkeypatch.setattr(Retry, "_sleep_backoff", lambda r: pauses.append(r.get_backoff_time()))
     monkeypatch.setenv(probe.RETRIES_VARIABLE, "3")
     port = free_port()  # nothing listens there
-    with pytest.raises(ModelResolutionError, match=r"unreachable \(4 attempts"):
-        resolve_model("mnist_cnn", "production", _uri(port))
+    with pytest.raises(store.ModelResolutionError, match=r"unreachable \(4 attempts"):
+        store.resolve_alias("mnist_cnn", "production", _uri(port))
     assert pauses == [0.0, 0.0, 0.0]
 
 
