@@ -78,9 +78,7 @@ def test_raw_pixels_are_logged_for_a_sampled_share(tmp_path):
 
 
 def test_segments_rotate_and_the_oldest_go_beyond_the_size_bound(tmp_path):
-    settings = InferenceLogSettings(
-        path=str(tmp_path), max_segment_bytes=20_000, max_total_bytes=60_000
-    )
+    settings = InferenceLogSettings(path=str(tmp_path), max_segment_bytes=20_000, max_bytes=60_000)
     log = InferenceLog(settings, INFO)
     images, probabilities = _batch(20)
     for _ in range(60):
@@ -97,9 +95,7 @@ def test_segments_rotate_and_the_oldest_go_beyond_the_size_bound(tmp_path):
 def test_the_size_bound_keeps_the_newest_records_and_counts_the_oldest_as_evicted(tmp_path):
     """What stays on disk is the newest requests, in order, up to the last one; every record
     deleted by the bound is counted, so received = on disk + lost."""
-    settings = InferenceLogSettings(
-        path=str(tmp_path), max_segment_bytes=10_000, max_total_bytes=30_000
-    )
+    settings = InferenceLogSettings(path=str(tmp_path), max_segment_bytes=10_000, max_bytes=30_000)
     log = InferenceLog(settings, INFO)
     images, probabilities = _batch(20)
     for index in range(30):

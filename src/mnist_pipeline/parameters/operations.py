@@ -114,3 +114,8 @@ class InferenceLog(Strict):
     path: str = ""  # a folder or URI; empty: no log
     pixels_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     max_bytes: PositiveInt = 512 * 1024 * 1024  # local segments beyond it: oldest deleted
+    max_segment_bytes: NonNegativeInt = 0  # rotate beyond it; 0: max_bytes/16 (64 KiB-8 MiB)
+    max_segment_age_s: Seconds = 300.0  # rotate an older open segment
+    queue_size: PositiveInt = 10_000  # records waiting for the writer; beyond it dropped
+    spool_dir: str = ""  # local folder of a remote path's segments; empty: one per URI in /tmp
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec, remote path

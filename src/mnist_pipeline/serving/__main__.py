@@ -56,7 +56,7 @@ def _options(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, A
     for name, field in model.model_fields.items():
         if isinstance(field.default, BaseModel):
             options |= _options(type(field.default), f"{prefix}{name}.")
-        elif name not in ("host", "port"):
+        elif name not in ("host", "port", "storage_options"):
             option = f"--{prefix}{name}".replace("_", "-").replace(".", "-")
             options[option] = (f"{prefix}{name}", field.default)
     return options

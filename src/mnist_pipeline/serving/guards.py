@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import os
 from http import HTTPStatus
@@ -36,6 +35,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from mnist_pipeline.client.http import is_loopback_host
 from mnist_pipeline.versions import require
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ SERVER_TOKEN_ENV = "MNIST_SERVER_TOKEN"
 # GuardedHttpToolsProtocol subclasses, [lowest, highest): tested with 0.54 (requirements.lock)
 # and 0.55 (the Databricks clusters' lock).
 SUPPORTED_UVICORN = ("0.54", "0.56")
-LOCAL_NAMES = {"localhost"}
 
 # Bytes that matter for nesting: brackets, braces and quotes (strings may hold brackets).
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
@@ -57,16 +56,6 @@ class _HeadersTooLarge(httptools.HttpParserError):
 
 class ExposureError(RuntimeError):
     """A server would listen beyond loopback without a token."""
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` and IP literals of 127.0.0.0/8 or ``::1``; nothing else."""
-    if host.lower() in LOCAL_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def server_token(token_env: str = SERVER_TOKEN_ENV) -> str | None:
@@ -83,7 +72,7 @@ def check_exposure(
         ExposureError: ``host`` is not loopback, no token is set and
             ``allow_unauthenticated`` is false.
     """
-    if is_loopback(host) or token:
+    if is_loopback_host(host) or token:
         return
     if not allow_unauthenticated:
         raise ExposureError(

@@ -36,7 +36,7 @@ from mnist_pipeline.registry.store import resolve_alias
 
 from .app import ServingLimits, create_app
 from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
-from .inference_log import local_folder, open_inference_log, settings_for
+from .inference_log import local_folder, open_inference_log
 from .model import load_keras_model
 from .predictor import BatchingPredictor, CompiledModel, configure_threads
 
@@ -68,7 +68,8 @@ class ServerSettings(Serving):
         """The settings as ``python -m mnist_pipeline.serving`` options (host and port
         aside): ``--max-batch-size=8``, ``--inference-log-path=...``, a flag when true."""
         values = self.model_dump(exclude={"host", "port", "inference_log"})
-        values |= {f"inference_log.{k}": v for k, v in self.inference_log.model_dump().items()}
+        log = self.inference_log.model_dump(exclude={"storage_options"})  # no secrets in argv
+        values |= {f"inference_log.{k}": v for k, v in log.items()}
         args = []
         for key, value in values.items():
             option = f"--{key.replace('_', '-').replace('.', '-')}"
@@ -137,11 +138,10 @@ def run_server(
         check_exposure(settings.host, token, settings.allow_unauthenticated, token_env)
     except ExposureError as exc:
         raise ServerStartError(str(exc)) from exc
-    log_settings = settings_for(settings.inference_log)
-    if log_settings.enabled:  # settings first: a log folder that cannot be used fails at once
-        local_folder(log_settings)
+    if settings.inference_log.path:  # settings first: a log folder that cannot be used fails
+        local_folder(settings.inference_log)
     info = describe_model(model_uri, registry_uri)  # fails fast on a wrong name or alias
-    inference_log = open_inference_log(log_settings, info)
+    inference_log = open_inference_log(settings.inference_log, info)
     predictor = None
     try:
         configure_threads(settings.intra_op_threads, settings.inter_op_threads)
