@@ -136,34 +136,28 @@ def serve(
     A setting that cannot work (serving.*, inference_log.*, the registry) ends with one line
     naming it, and the fix, instead of a traceback.
     """
-    try:
-        _serve(env, host, port, model_uri, allow_unauthenticated)
+    try:  # lazy: TensorFlow and MLflow load only when serving, not for kedro's other commands
+        from mnist_pipeline.parameters import check, operations
+        from mnist_pipeline.serving import ServerSettings, run_server
+
+        parameters = _parameters(env)
+        model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")
+        options = {
+            "host": host,
+            "port": port,
+            "allow_unauthenticated": allow_unauthenticated or None,
+        }
+        server = {**(parameters.get("serving") or {})}
+        server |= {key: value for key, value in options.items() if value is not None}
+        serving = check(operations.Serving, server, "serving")
+        # The inference log (parameters_inference_log.yml) is for this server only: deploy's
+        # validation server never gets it, so validation traffic stays out of the log.
+        log = check(operations.InferenceLog, parameters.get("inference_log"), "inference_log")
+        uri = model_uri or f"models:/{model.name}@{model.alias}"
+        run_server(uri, model.registry_uri, ServerSettings(**dict(serving), inference_log=log))
     except Exception as exc:
         failure = expected_failure(exc)
         if failure is None:
             raise  # unexpected: the full traceback
         report(failure)
         raise SystemExit(EXIT_EXPECTED) from None
-
-
-def _serve(
-    env: str | None,
-    host: str | None,
-    port: int | None,
-    model_uri: str | None,
-    allow_unauthenticated: bool,
-) -> None:
-    from mnist_pipeline.parameters import check, operations
-    from mnist_pipeline.serving import ServerSettings, run_server
-
-    parameters = _parameters(env)
-    model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")
-    options = {"host": host, "port": port, "allow_unauthenticated": allow_unauthenticated or None}
-    server = {**(parameters.get("serving") or {})}
-    server |= {key: value for key, value in options.items() if value is not None}
-    serving = check(operations.Serving, server, "serving")
-    # The inference log (parameters_inference_log.yml) is for this server only: deploy's
-    # validation server never gets it, so validation traffic stays out of the log.
-    log = check(operations.InferenceLog, parameters.get("inference_log"), "inference_log")
-    uri = model_uri or f"models:/{model.name}@{model.alias}"
-    run_server(uri, model.registry_uri, ServerSettings(**dict(serving), inference_log=log))
