@@ -277,7 +277,7 @@ def test_each_jobs_environment_gives_the_workspaces_its_tasks_reach(
     workspaces the project accepts: Unity Catalog registries, tracking in the job's own
     workspace (its run-as identity, no credential), and the sandbox reaching production
     through the secret scope, registry and tracking alike."""
-    for name, job in b.resolve(loaded, target)["jobs"].items():
+    for name, job in checks.resolve(loaded, target)["jobs"].items():
         reached = _workspaces_of(job, target, project_root, monkeypatch)
         for workspace in reached.values():
             assert is_unity_catalog(workspace.registry_uri), (name, workspace)
