@@ -1,35 +1,8 @@
-"""Generate the Asset Bundle's ``resources/*.yml`` from the project's pipelines, and check it.
-
-``make bundle`` (``python -m mnist_pipeline.databricks.bundle``) writes, per target:
-
-* ``azure`` (the sandbox workspace):
-  ``sandbox_job.yml``: one task per stage of the sandbox lifecycle
-  (:data:`~mnist_pipeline.pipeline_registry.SANDBOX_STAGES`, in order, each depending on the
-  previous), each ``mnist-pipeline --env azure --pipelines <stage>`` from the project's wheel
-  on a GPU job cluster; the training stage takes the job parameters (mode, use_gpu,
-  num_slots, epochs, batch size) through ``--params``.
-  ``sandbox_catalog.yml``: the Unity Catalog schema, volume (the data root) and registered
-  model of the sandbox, their grants, and the sandbox experiment.
-* ``gcp`` (the production workspace):
-  ``deploy_job.yml``: ``--env gcp --pipelines deploy``, then ``update-endpoint`` (creates
-  the serving endpoint if it is missing and moves it to the version ``@production`` resolves
-  to: the job is the served version's only owner), then ``smoke-test``.
-  ``batch_scoring_job.yml`` and ``monitoring_job.yml``: the ``batch_scoring`` and
-  ``monitoring`` pipelines on a schedule (paused unless the variable says otherwise).
-  ``production_catalog.yml``: the production schema, volume, registered model (where the
-  sandbox promotes into), their grants, and the production experiments.
-
-The serving endpoint is deliberately *not* a bundle resource: a bundle resource would carry a
-served version that ``bundle deploy`` re-applies, and the CLI refuses an endpoint resource
-whenever ``run_as`` differs from the deploying identity (``run_as.go``).
-
-Every value a user may change is a bundle variable of ``databricks.yml``; the files here only
-refer to them, so they change only when the pipelines do. Why a generator of our own and not
-kedro-databricks: docs/databricks.md.
-
-What the generated files are checked against offline (the target's resolution, literal
-secrets, the GPU settings against the runner's launch check, the CLI's own rules) lives with the
-tests, in tests/databricks; ``databricks bundle validate`` does the rest in a workspace.
+"""Generate the Asset Bundle's ``resources/*.yml`` from the project's pipelines (``make bundle``):
+the sandbox lifecycle job and the production deploy, batch-scoring and monitoring jobs, and each
+target's Unity Catalog objects, all referring to ``databricks.yml``'s variables (what each file
+holds, and why the serving endpoint is not a bundle resource: docs/databricks.md). The offline
+checks of the generated files live with the tests, in tests/databricks.
 """
 
 from __future__ import annotations
@@ -80,59 +53,78 @@ MONITORING_PARAMETERS = {
     "drift_source": "monitoring.source",
     "fail_on_drift": "monitoring.fail_on_drift",
 }
+SCORING_NAME, MONITORING_NAME = "mnist-pipeline batch scoring", "mnist-pipeline drift monitoring"
 GPU_DISCOVERY_SCRIPT = "/databricks/spark/scripts/gpu/get_gpus_resources.sh"
 # Every job cluster runs as the job's principal, with Unity Catalog (volumes need it): ML
 # runtimes run in dedicated ("single user") access mode only.
 DATA_SECURITY_MODE = "SINGLE_USER"
 PRINCIPAL = "${var.service_principal}"
 READERS, MANAGERS = "${var.readers_group}", "${var.managers_group}"
+# update-endpoint's options (after --endpoint): the served model and the endpoint's sizing and
+# access, all from bundle variables.
+UPDATE_OPTIONS = {
+    "model-name": "${var.production_model_name}",
+    "alias": "${var.production_alias}",
+    "registry-uri": "${var.production_registry}",
+    "workload-type": "${var.serving_workload_type}",
+    "workload-size": "${var.serving_workload_size}",
+    "scale-to-zero": "${var.serving_scale_to_zero}",
+    "min-concurrency": "${var.serving_min_concurrency}",
+    "max-concurrency": "${var.serving_max_concurrency}",
+    "query-group": READERS,
+    "manage-group": MANAGERS,
+}
 
 
-def _telemetry_off() -> dict[str, str]:
-    return {"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
-
-
-def _sandbox_env_vars() -> dict[str, str]:
+def _env_vars(**variables: str) -> dict[str, str]:
+    """A cluster's environment: the data's, Kedro's telemetry off, and ``variables``."""
     return {
         "MNIST_SOURCE": "${var.mnist_source}",
         "MNIST_DATA_ROOT": "${var.data_root}",
         "MNIST_CACHE_DIR": "${var.data_root}/01_raw/mnist",
-        "MLFLOW_SANDBOX_TRACKING_URI": "databricks",
-        "MLFLOW_SANDBOX_REGISTRY_URI": "${var.sandbox_registry}",
-        "MLFLOW_SANDBOX_EXPERIMENT": "${var.sandbox_experiment}",
-        "MLFLOW_SANDBOX_ARTIFACT_LOCATION": "${var.sandbox_artifact_location}",
-        "MLFLOW_SANDBOX_MODEL_NAME": "${var.sandbox_model_name}",
-        # the production workspace's registry, reached through the secret scope
-        "MLFLOW_PRODUCTION_TRACKING_URI": "databricks://${var.secret_scope}:${var.secret_key}",
-        "MLFLOW_PRODUCTION_REGISTRY_URI": (
-            "${var.production_registry}://${var.secret_scope}:${var.secret_key}"
-        ),
-        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
-        "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
-        # a workspace path: Databricks refuses a relative experiment name
-        "MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT": "${var.promotion_experiment}",
-        **_telemetry_off(),
+        **variables,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
     }
+
+
+def _sandbox_env_vars() -> dict[str, str]:
+    return _env_vars(
+        **{
+            "MLFLOW_SANDBOX_TRACKING_URI": "databricks",
+            "MLFLOW_SANDBOX_REGISTRY_URI": "${var.sandbox_registry}",
+            "MLFLOW_SANDBOX_EXPERIMENT": "${var.sandbox_experiment}",
+            "MLFLOW_SANDBOX_ARTIFACT_LOCATION": "${var.sandbox_artifact_location}",
+            "MLFLOW_SANDBOX_MODEL_NAME": "${var.sandbox_model_name}",
+            # the production workspace's registry, reached through the secret scope
+            "MLFLOW_PRODUCTION_TRACKING_URI": "databricks://${var.secret_scope}:${var.secret_key}",
+            "MLFLOW_PRODUCTION_REGISTRY_URI": (
+                "${var.production_registry}://${var.secret_scope}:${var.secret_key}"
+            ),
+            "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
+            "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
+            # a workspace path: Databricks refuses a relative experiment name
+            "MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT": "${var.promotion_experiment}",
+        }
+    )
 
 
 def _deploy_env_vars() -> dict[str, str]:
     """The production clusters' environment (deploy, batch scoring, monitoring)."""
-    return {
-        "MNIST_SOURCE": "${var.mnist_source}",
-        "MNIST_DATA_ROOT": "${var.data_root}",
-        "MNIST_CACHE_DIR": "${var.data_root}/01_raw/mnist",
-        "MLFLOW_PRODUCTION_TRACKING_URI": "databricks",
-        "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.production_registry}",
-        "MLFLOW_PRODUCTION_EXPERIMENT": "${var.production_experiment}",
-        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
-        "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
-        "BATCH_SCORING_INPUT": "${var.batch_scoring_input}",
-        "BATCH_SCORING_OUTPUT": "${var.batch_scoring_output}",
-        # databricks-sdk's workspace; its credentials come from the job's run-as principal
-        "DATABRICKS_HOST": "${workspace.host}",
-        **DEPLOY_FRESH_ENV,
-        **_telemetry_off(),
-    }
+    return _env_vars(
+        **{
+            "MLFLOW_PRODUCTION_TRACKING_URI": "databricks",
+            "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.production_registry}",
+            "MLFLOW_PRODUCTION_EXPERIMENT": "${var.production_experiment}",
+            "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
+            "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
+            "BATCH_SCORING_INPUT": "${var.batch_scoring_input}",
+            "BATCH_SCORING_OUTPUT": "${var.batch_scoring_output}",
+            # databricks-sdk's workspace; its credentials come from the job's run-as principal
+            "DATABRICKS_HOST": "${workspace.host}",
+            **DEPLOY_FRESH_ENV,
+        }
+    )
 
 
 def _cluster(env_vars: Mapping[str, str], *, gpu: bool) -> dict[str, Any]:
@@ -169,39 +161,27 @@ def _cluster(env_vars: Mapping[str, str], *, gpu: bool) -> dict[str, Any]:
     return cluster
 
 
-def _kedro_task(
-    key: str, env: str, stage: str, cluster: str, after: str | None, *, params: str | None
-) -> dict[str, Any]:
-    parameters = ["--env", env, "--pipelines", stage, "--conf-source", CONF_TARBALL]
-    if params:
-        parameters += ["--params", params]
-    task: dict[str, Any] = {"task_key": key}
-    if after:
-        task["depends_on"] = [{"task_key": after}]
-    task |= {
-        "job_cluster_key": cluster,
-        "libraries": [dict(library) for library in LIBRARIES],
-        "python_wheel_task": {
-            "package_name": PACKAGE,
-            "entry_point": ENTRY_POINT,
-            "parameters": parameters,
-        },
-    }
-    return task
-
-
-def _databricks_task(key: str, after: str, cluster: str, parameters: list[str]) -> dict[str, Any]:
+def _task(key: str, cluster: str, after: str | None, entry_point: str, parameters: list[str]):
+    """A task running one of the wheel's entry points on the job cluster, after ``after``."""
     return {
         "task_key": key,
-        "depends_on": [{"task_key": after}],
+        **({"depends_on": [{"task_key": after}]} if after else {}),
         "job_cluster_key": cluster,
         "libraries": [dict(library) for library in LIBRARIES],
         "python_wheel_task": {
             "package_name": PACKAGE,
-            "entry_point": DATABRICKS_ENTRY_POINT,
+            "entry_point": entry_point,
             "parameters": parameters,
         },
     }
+
+
+def _kedro_task(key: str, env: str, cluster: str, after: str | None = None, params: str = ""):
+    """``mnist-pipeline --env <env> --pipelines <key>`` (``--params`` when given)."""
+    parameters = ["--env", env, "--pipelines", key, "--conf-source", CONF_TARBALL]
+    return _task(
+        key, cluster, after, ENTRY_POINT, parameters + (["--params", params] * bool(params))
+    )
 
 
 def _job_parameters(names: Mapping[str, str]) -> list[dict[str, str]]:
@@ -236,13 +216,12 @@ def _schedule(cron_variable: str) -> dict[str, str]:
 def sandbox_job(stages: list[str], training_stages: set[str]) -> dict[str, Any]:
     """The azure job: one task per sandbox stage, in lifecycle order."""
     params = _params_flag(TRAINING_PARAMETERS)
-    tasks, previous = [], None
-    for stage in stages:
-        stage_params = params if stage in training_stages else None
-        tasks.append(
-            _kedro_task(stage, SANDBOX_ENV, stage, "gpu_cluster", previous, params=stage_params)
+    tasks = [
+        _kedro_task(
+            stage, SANDBOX_ENV, "gpu_cluster", previous, params * (stage in training_stages)
         )
-        previous = stage
+        for previous, stage in zip([None, *stages], stages, strict=False)
+    ]
     job = _job(
         "mnist-pipeline sandbox lifecycle",
         "gpu_cluster",
@@ -259,31 +238,9 @@ def deploy_job() -> dict[str, Any]:
     endpoint's served version; no task parameter names a version.
     """
     cluster = "cpu_cluster"
-    update = [
-        "update-endpoint",
-        "--endpoint",
-        "${var.endpoint_name}",
-        "--model-name",
-        "${var.production_model_name}",
-        "--alias",
-        "${var.production_alias}",
-        "--registry-uri",
-        "${var.production_registry}",
-        "--workload-type",
-        "${var.serving_workload_type}",
-        "--workload-size",
-        "${var.serving_workload_size}",
-        "--scale-to-zero",
-        "${var.serving_scale_to_zero}",
-        "--min-concurrency",
-        "${var.serving_min_concurrency}",
-        "--max-concurrency",
-        "${var.serving_max_concurrency}",
-        "--query-group",
-        READERS,
-        "--manage-group",
-        MANAGERS,
-    ]
+    update = ["update-endpoint", "--endpoint", "${var.endpoint_name}"]
+    for option, value in UPDATE_OPTIONS.items():
+        update += [f"--{option}", value]
     smoke = [
         "smoke-test",
         "--endpoint",
@@ -294,47 +251,28 @@ def deploy_job() -> dict[str, Any]:
     job = _job("mnist-pipeline production deploy", cluster, _cluster(_deploy_env_vars(), gpu=False))
     return job | {
         "tasks": [
-            _kedro_task("validate", PRODUCTION_ENV, DEPLOY_STAGE, cluster, None, params=None),
-            _databricks_task("update_endpoint", "validate", cluster, update),
-            _databricks_task("smoke_test", "update_endpoint", cluster, smoke),
+            {**_kedro_task(DEPLOY_STAGE, PRODUCTION_ENV, cluster), "task_key": "validate"},
+            _task("update_endpoint", cluster, "validate", DATABRICKS_ENTRY_POINT, update),
+            _task("smoke_test", cluster, "update_endpoint", DATABRICKS_ENTRY_POINT, smoke),
         ],
     }
 
 
-def batch_scoring_job() -> dict[str, Any]:
-    """The gcp job that scores a folder of images with the @production model, on a schedule."""
+def scheduled_job(name: str, stage: str, parameters: Mapping[str, str] | None = None):
+    """A gcp job that runs one production pipeline on the schedule ``<stage>_schedule``
+    (batch scoring: a folder of images with the @production model; monitoring: drift, which
+    fails it), with ``parameters`` as job parameters."""
     cluster = "cpu_cluster"
+    fields = {"parameters": _job_parameters(parameters)} if parameters else {}
     job = _job(
-        "mnist-pipeline batch scoring",
+        name,
         cluster,
         _cluster(_deploy_env_vars(), gpu=False),
-        schedule=_schedule("batch_scoring_schedule"),
+        schedule=_schedule(f"{stage}_schedule"),
+        **fields,
     )
-    task = _kedro_task(
-        BATCH_SCORING_STAGE, PRODUCTION_ENV, BATCH_SCORING_STAGE, cluster, None, params=None
-    )
-    return job | {"tasks": [task]}
-
-
-def monitoring_job() -> dict[str, Any]:
-    """The gcp job that checks the scored images for drift, on a schedule; drift fails it."""
-    cluster = "cpu_cluster"
-    job = _job(
-        "mnist-pipeline drift monitoring",
-        cluster,
-        _cluster(_deploy_env_vars(), gpu=False),
-        schedule=_schedule("monitoring_schedule"),
-        parameters=_job_parameters(MONITORING_PARAMETERS),
-    )
-    task = _kedro_task(
-        MONITORING_STAGE,
-        PRODUCTION_ENV,
-        MONITORING_STAGE,
-        cluster,
-        None,
-        params=_params_flag(MONITORING_PARAMETERS),
-    )
-    return job | {"tasks": [task]}
+    params = _params_flag(parameters) if parameters else ""
+    return job | {"tasks": [_kedro_task(stage, PRODUCTION_ENV, cluster, params=params)]}
 
 
 def _grants(principal_privileges: list[str], reader_privileges: list[str]) -> list[dict]:
@@ -436,9 +374,19 @@ def render(project_path: Path) -> dict[str, str]:
         ),
         "deploy_job.yml": wrap(PRODUCTION_ENV, {"jobs": {DEPLOY_JOB: deploy_job()}}),
         "batch_scoring_job.yml": wrap(
-            PRODUCTION_ENV, {"jobs": {BATCH_SCORING_JOB: batch_scoring_job()}}
+            PRODUCTION_ENV,
+            {"jobs": {BATCH_SCORING_JOB: scheduled_job(SCORING_NAME, BATCH_SCORING_STAGE)}},
         ),
-        "monitoring_job.yml": wrap(PRODUCTION_ENV, {"jobs": {MONITORING_JOB: monitoring_job()}}),
+        "monitoring_job.yml": wrap(
+            PRODUCTION_ENV,
+            {
+                "jobs": {
+                    MONITORING_JOB: scheduled_job(
+                        MONITORING_NAME, MONITORING_STAGE, MONITORING_PARAMETERS
+                    )
+                }
+            },
+        ),
         "production_catalog.yml": wrap(
             PRODUCTION_ENV, unity_catalog("${var.production_catalog}", production_experiments)
         ),
