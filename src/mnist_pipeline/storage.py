@@ -1,24 +1,9 @@
-"""Storage that training processes share: a local folder, ``abfs://``, ``gs://``, … via fsspec.
-
-Training workers on a real cluster see the installed code but not the driver's disk
-nor its environment variables. So everything they read or write goes through an
-fsspec URL, and the storage options that open it (credentials included) travel with
-the call as plain arguments (:func:`resolve_options` collects them in the driver).
-
-Where storage options come from, in order (later wins):
-
-1. fsspec's own configuration for the URL's protocol: the ``FSSPEC_<PROTOCOL>``
-   (JSON object) and ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables, e.g.
-   ``FSSPEC_ABFS_CONNECTION_STRING`` or ``FSSPEC_GS='{"endpoint_url": …}'``
-   (docs/cloud.md); read once in the driver;
-2. options given explicitly (a dataset's ``credentials``/``fs_args``).
-
-Nothing here logs option values, and :class:`StorageError` messages name the URL and
-the setting to fix, never a key.
-
-Object stores publish an object only when its upload completes, so a cut upload leaves
-no half object; what makes a *set* of objects complete (shards, a checkpoint) is one
-small object written last that names the others (a manifest, ``state.json``).
+"""Storage that training processes, datasets and outputs share: a local folder, ``abfs://``,
+``gs://``, … via fsspec. Workers on a cluster see neither the driver's disk nor its environment,
+so storage options travel with each call as arguments (:func:`resolve_options`: fsspec's
+``FSSPEC_<PROTOCOL>`` variables, then explicit options; docs/cloud.md). Errors name the URL and
+the setting, never a key. Sets of objects are complete once one small object written last (a
+manifest) names them; local writes are atomic renames.
 """
 
 from __future__ import annotations

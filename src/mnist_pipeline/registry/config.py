@@ -1,26 +1,8 @@
-"""Where a workspace's MLflow tracking store and model registry live, from configuration.
-
-A *workspace* here is one MLflow tracking store + one model registry (the sandbox, where models
-are trained, or production, where they are served). Configuration decides where it lives:
-
-==============================  ==========================================================
-URI                             what it is
-==============================  ==========================================================
-``sqlite:///mlruns/x.db``       embedded store, no server (relative to the project root)
-``http(s)://host:port``         an ``mlflow server`` (artifacts proxied by the server)
-``databricks``                  the Databricks workspace of the default profile / env vars
-``databricks://<profile>``      the workspace of a ``~/.databrickscfg`` profile
-``databricks://<scope>:<key>``  a remote workspace registry whose host/token live in a
-                                secret scope under ``<key>-host`` / ``<key>-token``
-``databricks-uc`` [``://...``]  Unity Catalog registry: model names are three-level,
-                                ``<catalog>.<schema>.<model>``
-==============================  ==========================================================
-
-Tokens never appear in these URIs: Databricks reads them from ``DATABRICKS_HOST`` /
-``DATABRICKS_TOKEN`` (or a profile, or the secret scope), an ``mlflow server`` behind basic
-auth from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``.
-:func:`mnist_pipeline.redaction.redact` removes a password that someone put into a URI anyway,
-before any message or tag.
+"""Where a workspace's MLflow tracking store and model registry live, from configuration: a
+*workspace* is one tracking store + one registry (the sandbox or production); the URIs it accepts
+(embedded SQLite, an ``mlflow server``, ``databricks[-uc]`` and secret-scope forms) are listed in
+docs/promotion.md. Tokens never appear in these URIs (:func:`mnist_pipeline.redaction.redact`
+removes one put there anyway).
 """
 
 from __future__ import annotations

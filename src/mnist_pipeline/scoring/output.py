@@ -1,30 +1,7 @@
-"""Batch scores as Parquet through fsspec: per-partition files, then a manifest written last.
-
-Layout of an output folder (local, ``gs://``, ``abfs://``...)::
-
-    batch_scores/
-        part-00000-<job>.parquet    one file per Spark partition, written by its executor
-        part-00001-<job>.parquet
-        _manifest.json              written last by the driver: the files, counts, model
-
-**Atomicity.** The manifest is what makes an output complete; readers
-(:func:`read_scores`) read only the files it lists. Each job writes its parts under its
-own ``<job>`` token, so a running or failed job never touches the files of the
-previous complete output; the manifest is swapped in with one rename (local) or one
-object PUT (object stores), and only then are the files of the output it replaced removed.
-A failed job removes its own parts (best effort); whatever it leaves is listed in no manifest.
-
-**Only its own files.** A job deletes nothing but the part files listed in the manifest it
-replaces (written by an earlier job of this project) and its own parts when it fails: any
-other file in the folder (``part-0000.csv``, ``part-of-report.md``, a failed job's leftovers
-whose cleanup also failed) is left alone.
-
-**One job per output at a time: the second is refused.** A job remembers which output it
-started over (the manifest's ``job``, or none); if another job committed to the same folder
-meanwhile, its commit is refused (:class:`ConcurrentOutputError`), its parts are removed, and
-the other job's output stands. Two commits in the very same instant cannot both be seen: the
-last manifest wins, and it still lists only files that exist, because a job deletes only the
-files of the manifest it replaced, never those of a job that committed after it started.
+"""Batch scores as Parquet through fsspec: per-partition files of one job, then a manifest written
+last that makes the output complete; a job deletes only the files of the manifest it replaces (and
+its own on failure), and a job whose output another job replaced meanwhile is refused
+(:class:`ConcurrentOutputError`). Layout, guarantees: docs/operations.md, "Batch scoring on Spark".
 """
 
 from __future__ import annotations
