@@ -23,6 +23,7 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from mnist_pipeline.redaction import first_line, redact
 from mnist_pipeline.registry.config import Workspace, ensure_local_store
@@ -289,17 +290,20 @@ MODEL_DESCRIPTION = (
 )
 
 
-def _ensure_registered_model(client: MlflowClient, name: str) -> None:
-    from mlflow.exceptions import MlflowException
+def _created(create: Callable[[], Any]) -> None:
+    """Run ``create``; one a concurrent run made in between is fine."""
+    try:
+        create()
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
     try:
         model = client.get_registered_model(name)
     except MlflowException:
-        try:
-            client.create_registered_model(name, description=MODEL_DESCRIPTION)
-        except MlflowException as exc:  # a concurrent run created it in between: fine
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
+        _created(lambda: client.create_registered_model(name, description=MODEL_DESCRIPTION))
         return
     if not model.description:  # created before the project described it
         client.update_registered_model(name, description=MODEL_DESCRIPTION)
@@ -307,8 +311,6 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version ``alias`` points at, or ``None`` (no such model or alias)."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -418,8 +420,6 @@ def _upsert(write: Callable[[], None], what: str) -> None:
     constraint failed: registered_model_aliases``). The row exists by then, so the same
     write again takes the update path: the last writer wins, as for a row that existed.
     """
-    from mlflow.exceptions import MlflowException
-
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
             write()
@@ -460,19 +460,12 @@ def find_copy(client: MlflowClient, target: Workspace, key: str) -> ModelVersion
 
 def _ensure_experiment(client: MlflowClient, target: Workspace) -> str:
     """The id of the target's experiment for copies, created if missing (race-safe)."""
-    from mlflow.exceptions import MlflowException
-
     experiment = client.get_experiment_by_name(target.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(
-            target.experiment, artifact_location=target.artifact_location
-        )
-    except MlflowException as exc:  # a concurrent promotion created it in between
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        return client.get_experiment_by_name(target.experiment).experiment_id
+    if experiment is None:
+        location = target.artifact_location
+        _created(lambda: client.create_experiment(target.experiment, artifact_location=location))
+        experiment = client.get_experiment_by_name(target.experiment)
+    return experiment.experiment_id
 
 
 def copy_version(
