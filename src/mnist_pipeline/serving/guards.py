@@ -1,23 +1,8 @@
-"""What protects the model server from hostile or careless clients, below the routes.
-
-* **Who may ask**: an optional bearer token (:func:`server_token`, checked by the app);
-  a server bound to anything but loopback needs one, or an explicit
-  ``--allow-unauthenticated`` that is warned about loudly (:func:`check_exposure`).
-* **How deep a body may nest**: :func:`json_depth`, counted before the JSON is decoded,
-  so ``[`` × 100,000 is a 400 with a message, never a ``RecursionError``. (A plain array
-  body read by the app's fast path, :func:`~.contract.plain_images`, has its depth from its
-  shape; simdjson bounds the nesting it parses itself.)
-* **How long and how large headers and bodies may be**: :func:`guarded_protocol`.
-  uvicorn has no header or request-receipt timeout (``timeout_keep_alive`` only covers
-  idle connections between requests; ASGI middleware runs only once the headers are
-  parsed), and with httptools the header size cannot be configured. So the server runs
-  uvicorn's own httptools protocol class, subclassed: a timer from the first byte of a
-  request to the end of its headers (``header_timeout_s``, then 408), a timer from the
-  end of the headers to the end of the body (``body_timeout_s``, then 408), and a count
-  of header bytes (``max_header_bytes``, then 431). httptools (llhttp, C) stays the
-  parser: h11 has a header-size limit but no timeouts either and parses in Python,
-  which costs latency; another ASGI server would mean another dependency and giving up
-  the measured uvicorn/httptools figures.
+"""What protects the model server from hostile or careless clients, below the routes: the bearer
+token and the exposure rule (:func:`check_exposure`), JSON nesting counted before decoding
+(:func:`json_depth`), and header/body read timeouts and a header-size limit
+(:func:`guarded_protocol`: uvicorn's httptools protocol, subclassed, since uvicorn has neither;
+why this and not h11 or another server: docs/serving.md).
 """
 
 from __future__ import annotations

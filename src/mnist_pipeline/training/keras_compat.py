@@ -1,21 +1,7 @@
-"""The one place for the Keras 3 multi-worker workaround and tf.distribute's input path.
-
-Keras 3's TensorFlow trainer cannot ``fit`` under ``MultiWorkerMirroredStrategy``
-with two or more workers (keras-team/keras#20585, tensorflow/tensorflow#72388):
-
-1. ``_maybe_symbolic_build`` all-reduces the first *data batch* across workers
-   to build the model symbolically, which fails with "Attempt to convert a value
-   (PerReplica…)". Building only needs the shapes, so we build from this
-   worker's local batch instead.
-2. ``reduce_per_replica`` reduces the rank-0 loss/metric values with
-   ``axis=0``: "Invalid reduction dimension 0 for input with 0 dimensions". We
-   reduce rank-0 values with ``axis=None`` (a plain cross-worker mean).
-
-Both patches use the private ``keras.src`` API, so keras is pinned
-(requirements.lock), :func:`check_supported` refuses releases outside the tested range
-(:data:`SUPPORTED_KERAS`, :data:`SUPPORTED_TENSORFLOW`: why those, docs/training.md) and a
-two-worker test guards them. The alternative (``tf-keras`` + ``TF_USE_LEGACY_KERAS=1``) was
-rejected: it swaps the whole Keras API and file format for every process, serving included.
+"""The one place for the Keras 3 multi-worker workaround (keras-team/keras#20585: the symbolic
+build from a data batch, the rank-0 reduction) and tf.distribute's input path. The patches use
+the private ``keras.src`` API, so :func:`check_supported` refuses Keras and TensorFlow releases
+outside the tested range (docs/training.md says why those, and why not ``tf-keras``).
 """
 
 from __future__ import annotations
