@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from mnist_pipeline.serving.__main__ import main as serve_main
-from mnist_pipeline.serving.app import ServingLimits, create_app
+from mnist_pipeline.serving.app import create_app
 from mnist_pipeline.serving.guards import (
     ExposureError,
     check_exposure,
@@ -60,7 +60,7 @@ def serving(
 ) -> Iterator[tuple[str, int]]:
     """The app on uvicorn with ``settings``' guards, on 127.0.0.1 and a free port."""
     app = create_app(
-        FakePredictor(), MODEL_INFO, settings.limits, token=token, inference_log=inference_log
+        FakePredictor(), MODEL_INFO, settings, token=token, inference_log=inference_log
     )
     server = uvicorn_server(app, settings)
     sock = bind_socket("127.0.0.1", 0)  # listening already: connections queue until served
@@ -233,7 +233,11 @@ def test_limits_reach_the_server_command_line() -> None:
     )
     assert settings.header_timeout_s == 2.5
     assert settings.allow_unauthenticated is True
-    assert settings.limits == ServingLimits(8 * 1024 * 1024, 1024, 8)
+    assert (settings.max_request_bytes, settings.max_batch_size, settings.max_json_depth) == (
+        8 * 1024 * 1024,
+        1024,
+        8,
+    )
     args = settings.cli_args()
     assert "--header-timeout-s=2.5" in args and "--allow-unauthenticated" in args
     assert "--max-json-depth=8" in args

@@ -24,7 +24,6 @@ def test_settings_from_configuration_take_text_numbers_and_refuse_unknown_keys()
     )
     assert settings.port == 9000
     assert settings.max_batch_size == 8
-    assert settings.limits.max_batch_size == 8
     assert "--max-batch-size=8" in settings.cli_args()
     with pytest.raises(ParametersError, match=r"serving\.colour = 'blue': unknown key; allowed"):
         check(ServerSettings, {"port": 9000, "colour": "blue"}, "serving")

@@ -34,7 +34,7 @@ from mnist_pipeline.processes import lifeline, stop_process_group
 from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry.store import resolve_alias
 
-from .app import ServingLimits, create_app
+from .app import create_app
 from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
 from .inference_log import local_folder, open_inference_log
 from .model import load_keras_model
@@ -59,10 +59,6 @@ class ServerSettings(Serving):
     """
 
     inference_log: InferenceLog = InferenceLog()
-
-    @property
-    def limits(self) -> ServingLimits:
-        return ServingLimits(self.max_request_bytes, self.max_batch_size, self.max_json_depth)
 
     def cli_args(self) -> list[str]:
         """The settings as ``python -m mnist_pipeline.serving`` options (host and port
@@ -149,7 +145,7 @@ def run_server(
         started = time.perf_counter()
         model = load_keras_model(pinned, registry_uri)
         predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
-        app = create_app(predictor, info, settings.limits, token=token, inference_log=inference_log)
+        app = create_app(predictor, info, settings, token=token, inference_log=inference_log)
         sock = bind_socket(settings.host, settings.port)
         host, port = sock.getsockname()[:2]
         url = f"http://{host}:{port}"
