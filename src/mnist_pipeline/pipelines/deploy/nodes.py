@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline import serving
+from mnist_pipeline.pipelines import seeded_indices
 from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import model_card
 
@@ -35,8 +36,7 @@ def select_validation_batch(
     count = min(int(validation["num_images"]), len(images))
     if count < 1:
         raise ValueError(f"deploy_validation.num_images must be at least 1, found {count}")
-    rng = np.random.default_rng(int(validation.get("seed", 0)))
-    chosen = np.sort(rng.choice(len(images), size=count, replace=False))
+    chosen = seeded_indices(len(images), count, int(validation.get("seed", 0)))
     return {"images": images[chosen], "labels": labels[chosen]}
 
 

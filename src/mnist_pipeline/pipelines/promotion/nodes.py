@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mnist_pipeline.pipelines import seeded_indices
 from mnist_pipeline.registry import gate, model_card, promotion, store
 from mnist_pipeline.registry.config import Workspace
 
@@ -78,9 +79,8 @@ def judge_candidate(
 
 def sample_images(test: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
     """A seeded sample of raw test images for verifying the production copy."""
-    count = min(int(params["num_images"]), len(test["images"]))
-    rng = np.random.default_rng(int(params["seed"]))
-    return test["images"][np.sort(rng.choice(len(test["images"]), size=count, replace=False))]
+    images = test["images"]
+    return images[seeded_indices(len(images), int(params["num_images"]), int(params["seed"]))]
 
 
 def promote_candidate(
