@@ -1,20 +1,8 @@
-"""``mnist-pipeline-databricks``: the production deploy job's steps after validation.
-
-    mnist-pipeline-databricks update-endpoint --endpoint mnist-cnn \\
-        --model-name prod.ml.mnist_cnn --alias production --registry-uri databricks-uc \\
-        --workload-size Small --scale-to-zero true \\
-        --query-group mnist-pipeline-readers --manage-group mnist-pipeline-admins
-    mnist-pipeline-databricks smoke-test --endpoint mnist-cnn \\
-        --data-dir /Volumes/prod/ml/mnist_pipeline/01_raw/mnist
-
-A Databricks ``python_wheel_task`` loads this entry point, puts the task's parameters in
-``sys.argv`` and calls :func:`main`; it ignores a return value, so every failure *raises*:
-``SystemExit(1)`` when the step failed (the message on stderr says why), ``SystemExit(2)``
-for wrong arguments. Success returns ``None`` (exit status 0 as a console script) after
-printing the step's result as one JSON line.
-
-Both steps talk to the workspace through ``databricks-sdk``'s ``WorkspaceClient()`` and its
-authentication chain (on a job cluster: the job's run-as principal; see endpoint.py).
+"""``mnist-pipeline-databricks``: the production deploy job's steps after validation
+(``update-endpoint``, ``smoke-test``; usage: docs/databricks.md). A ``python_wheel_task`` ignores
+a return value, so every failure raises: ``SystemExit(1)`` when the step failed (stderr says why),
+``SystemExit(2)`` for wrong arguments; success prints the step's result as one JSON line. Both
+steps use ``databricks-sdk``'s ``WorkspaceClient()`` and its authentication chain.
 """
 
 from __future__ import annotations

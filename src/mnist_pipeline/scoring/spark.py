@@ -1,20 +1,8 @@
-"""The batch-scoring job on Spark: the one module that knows Spark's API for it.
-
-The driver turns the listed items into a DataFrame of paths (never pixels), spread over
-partitions; ``mapInPandas`` runs :func:`~.batch.score_partition` on each partition in the
-executors, which read through fsspec, score with the shipped pyfunc and write their own
-Parquet part; only each part's counts come back to the driver, which commits the
-manifest (:func:`~.output.commit`).
-
-Why ``mapInPandas`` around the pyfunc and not ``mlflow.pyfunc.spark_udf``: ``spark_udf``
-maps DataFrame columns onto the model's input schema and calls the model per Arrow
-batch, so the images would have to be decoded in an earlier stage, materialised as a
-784-float column and carried through Spark (about 3 kB per image instead of a path),
-and an unreadable file would have to become a null image the model then refuses. One
-``mapInPandas`` stage decodes, applies the MNIST convention, predicts and writes in the
-same Python worker, keeps unreadable inputs as error rows, and loads the same pyfunc
-(``mlflow.pyfunc.load_model``) once per worker. ``benchmarks/batch_scoring.py`` measures
-both.
+"""The batch-scoring job on Spark: the one module that knows Spark's API for it. The driver spreads
+the items' paths (never pixels) over partitions; one ``mapInPandas`` stage runs
+:func:`~.batch.score_partition` in the executors (read, convert, predict with the shipped pyfunc,
+write a Parquet part) and only counts come back for the manifest (:func:`~.output.commit`). Why
+``mapInPandas`` and not ``mlflow.pyfunc.spark_udf``: docs/operations.md.
 """
 
 from __future__ import annotations

@@ -1,22 +1,8 @@
-"""The four training modes around spark-tensorflow-distributor's ``MirroredStrategyRunner``.
-
-============  =================================================================
-mode          what runs where
-============  =================================================================
-single_node   plain Keras in the driver process, no Spark involved
-local         ``MirroredStrategyRunner(local_mode=True)``: in the driver, under
-              the runner's strategy scope (CPU: exactly one slot)
-distributed   the runner on Spark executors: ``num_slots`` barrier tasks, one
-              TensorFlow worker each, in the runner's ``MultiWorkerMirroredStrategy``
-custom        as ``distributed`` with ``use_custom_strategy=True``: the training
-              function builds its own ``MultiWorkerMirroredStrategy`` with the
-              configured communication implementation
-============  =================================================================
-
-Before anything launches, :func:`check_launch` refuses what would otherwise hang
-or fail late: too few task slots for a barrier job (Spark would retry forever),
-``use_gpu`` without a GPU resource, CPU local mode with ``num_slots`` ≠ 1. A
-barrier job that runs past ``timeout_s`` is cancelled.
+"""The four training modes (``single_node``, ``local``, ``distributed``, ``custom``) around
+spark-tensorflow-distributor's ``MirroredStrategyRunner`` (what runs where: docs/training.md).
+Before anything launches, :func:`check_launch` refuses what would otherwise hang or fail late
+(too few task slots for a barrier job, which Spark would retry forever; ``use_gpu`` without a GPU
+resource; CPU local mode with ``num_slots`` ≠ 1); a barrier job past ``timeout_s`` is cancelled.
 """
 
 from __future__ import annotations
