@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -20,15 +21,14 @@ def _workspace_client() -> Any:
     return WorkspaceClient()
 
 
-def _optional_int(value: str) -> int | None:
-    """An integer, or ``none`` (any case) / an empty string for "not set"."""
-    if value.strip().lower() in ("", "none"):
-        return None
-    return int(value)
-
-
 def _optional_text(value: str) -> str | None:
+    """The value, or None for ``none`` (any case) or an empty string: "not set"."""
     return None if value.strip().lower() in ("", "none") else value.strip()
+
+
+def _optional_int(value: str) -> int | None:
+    text = _optional_text(value)
+    return None if text is None else int(text)
 
 
 def _boolean(value: str) -> bool:
@@ -47,13 +47,7 @@ def _groups(value: str) -> tuple[str, ...]:
 def _update_endpoint(args: argparse.Namespace) -> dict:
     from .endpoint import Access, Sizing, serve_alias
 
-    sizing = Sizing(
-        workload_type=args.workload_type,
-        workload_size=args.workload_size,
-        scale_to_zero=args.scale_to_zero,
-        min_concurrency=args.min_concurrency,
-        max_concurrency=args.max_concurrency,
-    )
+    sizing = Sizing(**{field.name: getattr(args, field.name) for field in fields(Sizing)})
     access = Access(query_groups=args.query_group, manage_groups=args.manage_group)
     return serve_alias(
         _workspace_client(),

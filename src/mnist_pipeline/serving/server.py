@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,8 +262,6 @@ class ServerProcess:
     @property
     def _workdir(self) -> Path:
         if self.workdir is None:
-            import tempfile
-
             self.workdir = Path(tempfile.mkdtemp(prefix="mnist-server-"))
             self._owns_workdir = True
         return self.workdir
