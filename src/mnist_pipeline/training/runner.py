@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mnist_pipeline import storage
@@ -349,19 +349,9 @@ def run_training(
     wall_time = time.perf_counter() - started
     if not config["checkpoint"].get("keep_after_success", False):
         remove_checkpoints(checkpoint_dir, options)
-    return TrainingResult(
-        model_path=result["model_path"],
-        history=result["history"],
-        num_workers=int(result["num_workers"]),
-        initial_epoch=int(result["initial_epoch"]),
-        epochs=int(result["epochs"]),
-        fit_time_s=float(result["fit_time_s"]),
-        wall_time_s=wall_time,
-        examples_trained=int(result["examples_trained"]),
-        global_batch_size=int(result["global_batch_size"]),
-        run_key=key,
-        checkpoint_dir=checkpoint_dir,
-    )
+    measured = {"wall_time_s": wall_time, "run_key": key, "checkpoint_dir": checkpoint_dir}
+    chief = {f.name: result[f.name] for f in fields(TrainingResult) if f.name not in measured}
+    return TrainingResult(**chief, **measured)
 
 
 def load_trained_model(path: str, storage_options: Mapping[str, Any] | None = None):
