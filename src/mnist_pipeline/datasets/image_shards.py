@@ -1,17 +1,8 @@
-"""Model input as Parquet shards that Spark/TensorFlow workers read by path.
-
-A split is a folder::
-
-    data/05_model_input/train/
-        _manifest.json          number of examples, image shape, shard files
-        part-00000.parquet      columns: image (fixed-size list<float32>), label (uint8)
-        part-00001.parquet
-        …
-
-Workers get the folder's path (a plain string, picklable, no closure over Kedro
-objects) and call :func:`read_image_shards` with their worker index to read
-their share of the files. The manifest is written last, so a folder without
-one is incomplete and is refused.
+"""Model input as Parquet shards that Spark/TensorFlow workers read by path: a split is a folder
+of ``part-*.parquet`` files (``image`` fixed-size list<float32>, ``label`` uint8) and a
+``_manifest.json`` written last (docs/data.md), so a folder without one is incomplete and
+refused. Workers get the folder's path (a plain, picklable string) and read their share with
+:func:`read_image_shards`.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""The HTTP application: TensorFlow Serving's REST API (plus MLflow/Databricks paths).
-
-Routes
-------
-``POST /v1/models/<name>:predict``                 TensorFlow Serving
-``POST /invocations``                              ``mlflow models serve``
-``POST /serving-endpoints/<name>/invocations``     Databricks model serving
-``GET  /v1/models/<name>``                         model status (version, state)
-``GET  /health``, ``GET /ping``                    liveness
-
-Bodies follow :mod:`mnist_pipeline.serving.contract`. Every refusal is a 4xx with
-``{"error": "<what was wrong>"}``; the server keeps serving. With a token (see
-:mod:`.guards`), predict and status routes need ``Authorization: Bearer <token>`` (401
-otherwise); liveness routes stay open. The status route shows no filesystem path.
+"""The HTTP application: TensorFlow Serving's REST API plus the ``mlflow models serve`` and
+Databricks paths, a status route (no filesystem path shown) and liveness routes (the route table:
+docs/serving.md). Bodies follow :mod:`.contract`; every refusal is a 4xx with ``{"error": ...}``
+and the server keeps serving; with a token (:mod:`.guards`) predict and status routes need
+``Authorization: Bearer <token>``, liveness stays open.
 """
 
 from __future__ import annotations
