@@ -39,6 +39,7 @@ def _run(**kwargs: Any) -> Any:
 
 
 def _stopped_before_any_node(exc: BaseException) -> bool:
+    # lazy: MLflow loads only when a run failed
     from mnist_pipeline.registry.hooks import RunStoreUnreachableError
 
     return isinstance(exc, RunStoreUnreachableError)
@@ -51,6 +52,7 @@ def _save_deploy_refusal(kwargs: dict[str, Any], message: str) -> None:
 
     from kedro.io import DataCatalog
 
+    # lazy: the deploy nodes import the server (TensorFlow); needed only when a deploy was refused
     from mnist_pipeline.pipelines.deploy.nodes import refusal_report, summarise_deployment
 
     try:
@@ -136,9 +138,10 @@ def serve(
     A setting that cannot work (serving.*, inference_log.*, the registry) ends with one line
     naming it, and the fix, instead of a traceback.
     """
-    try:  # lazy: TensorFlow and MLflow load only when serving, not for kedro's other commands
+    try:
+        # lazy: TensorFlow and MLflow load only when serving, not for kedro's other commands
         from mnist_pipeline.parameters import check, operations
-        from mnist_pipeline.serving import ServerSettings, run_server
+        from mnist_pipeline.serving import ServerSettings, run_server  # lazy: as above
 
         parameters = _parameters(env)
         model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")

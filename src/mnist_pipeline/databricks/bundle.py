@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from mnist_pipeline.pipeline_registry import SANDBOX_STAGES
+
 PACKAGE = "mnist_pipeline"
 ENTRY_POINT = "mnist-pipeline"
 DATABRICKS_ENTRY_POINT = "mnist-pipeline-databricks"
@@ -333,8 +335,6 @@ def _project_stages(project_path: Path) -> tuple[list[str], set[str]]:
     """The sandbox stages that exist, in order, and those that take ``params:training``."""
     from kedro.framework.project import pipelines
     from kedro.framework.startup import bootstrap_project
-
-    from mnist_pipeline.pipeline_registry import SANDBOX_STAGES
 
     bootstrap_project(project_path)
     stages = [name for name in SANDBOX_STAGES if name in pipelines]

@@ -35,6 +35,7 @@ def train_model(
         ``(trained_model, history, summary)``: the model that takes 0–255 images,
         metric → per-epoch values, and what the run measured (:func:`summarise`).
     """
+    # lazy: TensorFlow loads when the node runs, not when kedro lists the pipelines
     from mnist_pipeline.training import load_trained_model, run_training
 
     result = run_training(
