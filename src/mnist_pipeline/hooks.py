@@ -92,7 +92,7 @@ def needs_spark(node, catalog) -> bool:
         return False
     if TRAINING_PARAMS not in node.inputs:
         return True
-    from mnist_pipeline.training.runner import SPARK_MODES
+    from mnist_pipeline.training.runner import SPARK_MODES  # lazy: TensorFlow
 
     mode = (catalog.load(TRAINING_PARAMS) or {}).get("mode")
     return mode in SPARK_MODES

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         SystemExit: 1 when the step failed, 2 for wrong arguments (argparse).
     """
     args = parser().parse_args(argv)
-    from mnist_pipeline.registry.store import RegistryError
+    from mnist_pipeline.registry.store import RegistryError  # lazy: MLflow, after --help
 
     from .endpoint import EndpointUpdateError
     from .smoke import SmokeTestError

@@ -396,7 +396,7 @@ def _project_stages(project_path: Path) -> tuple[list[str], set[str]]:
     from kedro.framework.project import pipelines
     from kedro.framework.startup import bootstrap_project
 
-    from mnist_pipeline.pipeline_registry import SANDBOX_STAGES
+    from mnist_pipeline.pipeline_registry import SANDBOX_STAGES  # lazy: as kedro above
 
     bootstrap_project(project_path)
     stages = [name for name in SANDBOX_STAGES if name in pipelines]

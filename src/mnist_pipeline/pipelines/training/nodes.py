@@ -35,7 +35,7 @@ def train_model(
         ``(trained_model, history, summary)``: the model that takes 0–255 images,
         metric → per-epoch values, and what the run measured (:func:`summarise`).
     """
-    from mnist_pipeline.training import load_trained_model, run_training
+    from mnist_pipeline.training import load_trained_model, run_training  # lazy: TensorFlow
 
     result = run_training(
         train_path=train.path,
