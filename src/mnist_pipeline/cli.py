@@ -12,6 +12,7 @@ message and the fix instead of a traceback.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
+from kedro.io import DataCatalog
 
 from mnist_pipeline.errors import EXIT_EXPECTED, expected_failure, report
 
@@ -48,11 +50,7 @@ def _stopped_before_any_node(exc: BaseException) -> bool:
 def _save_deploy_refusal(kwargs: dict[str, Any], message: str) -> None:
     """A deploy that stopped before its first node still writes its (refusing) report, so no
     earlier report is read as this run's verdict."""
-    import logging
-
-    from kedro.io import DataCatalog
-
-    # lazy: the deploy nodes import the server (TensorFlow); needed only when a deploy was refused
+    # lazy: MLflow and uvicorn, which only a refused deploy needs here
     from mnist_pipeline.pipelines.deploy.nodes import refusal_report, summarise_deployment
 
     try:

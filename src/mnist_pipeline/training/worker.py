@@ -12,6 +12,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from mnist_pipeline.datasets import read_image_shards
+from mnist_pipeline.datasets.image_shards import read_manifest
+
 from . import checkpoint
 from .progress import ProgressSender
 from .threads import WorkerThreads
@@ -118,10 +121,6 @@ def train(
 
     # isort: split
     import keras
-
-    # lazy: the readers load in the training process only; the driver just pickles train
-    from mnist_pipeline.datasets import read_image_shards
-    from mnist_pipeline.datasets.image_shards import read_manifest  # lazy: as above
 
     from .model import build_core_model, compile_model, training_model, with_preprocessing
 
