@@ -123,8 +123,8 @@ def spark_udf_job(
     import pandas as pd
     from pyspark.sql.functions import col
 
+    from mnist_pipeline.registry.store import uris as registry_context
     from mnist_pipeline.scoring.inputs import read_item
-    from mnist_pipeline.serving.model import registry as registry_context
 
     def decode(frames):
         for frame in frames:

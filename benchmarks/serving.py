@@ -531,7 +531,9 @@ def logging_cost(
     them so that a busy machine slows both alike; the median of the rounds' p50s is reported.
     """
     plain = ProjectServer(model_uri, registry_uri)
-    logged = ProjectServer(model_uri, registry_uri, inference_log=str(root / "inference-log"))
+    logged = ProjectServer(
+        model_uri, registry_uri, inference_log={"path": str(root / "inference-log")}
+    )
     plain.name, logged.name = "without log", "with log"
     rows: list[dict[str, Any]] = []
     try:

@@ -40,6 +40,21 @@ def test_an_inference_log_folder_that_cannot_be_created(serve, monkeypatch, tmp_
     assert "Fix: fix inference_log.path" in result.output
 
 
+@pytest.mark.parametrize(
+    ("section", "key"), [("serving", "max_bach_size"), ("inference_log", "pixel_sample_rate")]
+)
+def test_a_misspelt_key_stops_it_before_anything_loads(serve, monkeypatch, section, key):
+    parameters = project_cli._parameters
+
+    def misspelt(env):
+        loaded = parameters(env)
+        loaded[section][key] = 1
+        return loaded
+
+    monkeypatch.setattr(project_cli, "_parameters", misspelt)
+    _one_line(serve(), 1, f"{section}.{key} = 1: unknown key; allowed here: ")
+
+
 def test_a_port_that_is_not_a_number(serve, monkeypatch):
     monkeypatch.setenv("MNIST_SERVING_PORT", "abc")
     _one_line(serve(), 1, "serving.port = 'abc'", "valid integer")

@@ -41,6 +41,27 @@ def test_every_environments_parameters_are_valid(env):
             "promotion.gate.min_acuracy = 0.9: unknown key; allowed here: mode, metric, "
             "min_accuracy, tolerance, fail_run_on_refusal",
         ),
+        # the gate's own (from tests/registry/test_gate.py: the schema is their one check)
+        (("promotion.gate", "mode", "on"), "promotion.gate.mode = 'on': input should be 'enabled'"),
+        (("promotion.gate", "min_accuracy", 1.5), "promotion.gate.min_accuracy = 1.5: input"),
+        (("promotion.gate", "tolerance", -0.1), "promotion.gate.tolerance = -0.1: input should"),
+        (("promotion.gate", "min_accuracy", "high"), "min_accuracy = 'high': input should be a"),
+        # promotion.production's URIs and names, checked before the run, not at promotion
+        (("promotion.production", "alias", "latest"), "promotion.production.alias: 'latest' is"),
+        (
+            ("promotion.production", "tracking_uri", "/tmp/mlruns"),
+            "tracking_uri: '/tmp/mlruns' is a file store",
+        ),
+        (("promotion.production", "tracking_uri", ""), "promotion.production.tracking_uri = '':"),
+        # a misspelt key of the server's and the inference log's settings stops the run
+        (
+            ("serving", "max_bach_size", 8),
+            "serving.max_bach_size = 8: unknown key; allowed here: host, port",
+        ),
+        (
+            ("inference_log", "pixel_sample_rate", 0.1),
+            "inference_log.pixel_sample_rate = 0.1: unknown key",
+        ),
         (("evaluation", "batch_size", "big"), "evaluation.batch_size = 'big': input should be"),
         (("preprocessing", "validation_size", 0), "preprocessing.validation_size = 0: input"),
         (
@@ -177,6 +198,7 @@ def test_the_deploy_pipeline_has_its_validation_settings_checked_before_any_node
         "min_accuracy"
     )
     parameters["deploy_validation"]["num_images"] = -5
+    parameters["serving"]["max_bach_size"] = 8
     hook = ParametersValidationHook()
     with pytest.raises(ParametersError) as error:
         hook.before_pipeline_run({}, create_pipeline(), _Catalog(parameters))
@@ -186,3 +208,4 @@ def test_the_deploy_pipeline_has_its_validation_settings_checked_before_any_node
     assert "deploy_validation.num_images = -5: input should be greater than or equal to 1" in (
         message
     )
+    assert "serving.max_bach_size = 8: unknown key; allowed here: host, port," in message

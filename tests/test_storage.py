@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_pipeline.storage import StorageError, redact, storage_errors
+from mnist_pipeline.redaction import redact
+from mnist_pipeline.storage import StorageError, storage_errors
 
 URL = "abfs://sandbox/x/05_model_input/train"
 # What adlfs raised once for an Azure endpoint with nothing listening (CI, flaky before):

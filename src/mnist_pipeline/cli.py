@@ -12,6 +12,7 @@ message and the fix instead of a traceback.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
+from kedro.io import DataCatalog
 
 from mnist_pipeline.errors import EXIT_EXPECTED, expected_failure, report
 
@@ -39,6 +41,7 @@ def _run(**kwargs: Any) -> Any:
 
 
 def _stopped_before_any_node(exc: BaseException) -> bool:
+    # lazy: MLflow loads only when a run failed
     from mnist_pipeline.registry.hooks import RunStoreUnreachableError
 
     return isinstance(exc, RunStoreUnreachableError)
@@ -47,10 +50,7 @@ def _stopped_before_any_node(exc: BaseException) -> bool:
 def _save_deploy_refusal(kwargs: dict[str, Any], message: str) -> None:
     """A deploy that stopped before its first node still writes its (refusing) report, so no
     earlier report is read as this run's verdict."""
-    import logging
-
-    from kedro.io import DataCatalog
-
+    # lazy: MLflow and uvicorn, which only a refused deploy needs here
     from mnist_pipeline.pipelines.deploy.nodes import refusal_report, summarise_deployment
 
     try:
@@ -137,40 +137,28 @@ def serve(
     naming it, and the fix, instead of a traceback.
     """
     try:
-        _serve(env, host, port, model_uri, allow_unauthenticated)
+        # lazy: TensorFlow and MLflow load only when serving, not for kedro's other commands
+        from mnist_pipeline.parameters import check, operations
+        from mnist_pipeline.serving import ServerSettings, run_server  # lazy: as above
+
+        parameters = _parameters(env)
+        model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")
+        options = {
+            "host": host,
+            "port": port,
+            "allow_unauthenticated": allow_unauthenticated or None,
+        }
+        server = {**(parameters.get("serving") or {})}
+        server |= {key: value for key, value in options.items() if value is not None}
+        serving = check(operations.Serving, server, "serving")
+        # The inference log (parameters_inference_log.yml) is for this server only: deploy's
+        # validation server never gets it, so validation traffic stays out of the log.
+        log = check(operations.InferenceLog, parameters.get("inference_log"), "inference_log")
+        uri = model_uri or f"models:/{model.name}@{model.alias}"
+        run_server(uri, model.registry_uri, ServerSettings(**dict(serving), inference_log=log))
     except Exception as exc:
         failure = expected_failure(exc)
         if failure is None:
             raise  # unexpected: the full traceback
         report(failure)
         raise SystemExit(EXIT_EXPECTED) from None
-
-
-def _serve(
-    env: str | None,
-    host: str | None,
-    port: int | None,
-    model_uri: str | None,
-    allow_unauthenticated: bool,
-) -> None:
-    from mnist_pipeline.parameters import check, operations
-    from mnist_pipeline.serving import ServerSettings, run_server
-
-    parameters = _parameters(env)
-    model = check(operations.DeployModel, parameters.get("deploy_model"), "deploy_model")
-    server = dict(parameters.get("serving") or {})
-    if host is not None:
-        server["host"] = host
-    if port is not None:
-        server["port"] = port
-    if allow_unauthenticated:
-        server["allow_unauthenticated"] = True
-    check(operations.Serving, server, "serving")
-    # The inference log (parameters_inference_log.yml) is for this server only: deploy's
-    # validation server never gets it, so validation traffic stays out of the log.
-    log = check(operations.InferenceLog, parameters.get("inference_log"), "inference_log")
-    server["inference_log"] = log.path
-    server["inference_log_pixels"] = log.pixels_sample_rate
-    server["inference_log_max_bytes"] = log.max_bytes
-    uri = model_uri or f"models:/{model.name}@{model.alias}"
-    run_server(uri, model.registry_uri, ServerSettings.from_params(server))

@@ -70,7 +70,7 @@ EXPECTED: dict[str, str] = {
         "the other job's output stands; run one batch-scoring job per output at a time, then "
         "run this one again"
     ),
-    "mnist_pipeline.serving.model.ModelResolutionError": (
+    "mnist_pipeline.registry.store.ModelResolutionError": (
         "check deploy_model (name, alias) and the production registry URI"
     ),
     "mnist_pipeline.serving.model.ModelLoadError": (
@@ -82,6 +82,9 @@ EXPECTED: dict[str, str] = {
     "mnist_pipeline.serving.inference_log.InferenceLogError": (
         "fix inference_log.path (MNIST_INFERENCE_LOG) or the folder's permissions; an empty path "
         "turns the log off"
+    ),
+    "mnist_pipeline.versions.UnsupportedVersionError": (
+        "install the versions the message names (requirements.lock pins the tested ones)"
     ),
     "kedro.config.abstract_config.MissingConfigException": (
         "add the configuration file named above, or check --env"

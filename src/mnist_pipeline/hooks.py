@@ -92,6 +92,7 @@ def needs_spark(node, catalog) -> bool:
         return False
     if TRAINING_PARAMS not in node.inputs:
         return True
+    # lazy: mnist_pipeline.training imports TensorFlow; asked only of a run with a training node
     from mnist_pipeline.training.runner import SPARK_MODES
 
     mode = (catalog.load(TRAINING_PARAMS) or {}).get("mode")

@@ -1,32 +1,8 @@
-"""The one input contract of the model, from training to serving — self-contained.
-
-The model that leaves training takes images **as MNIST stores them**: 28 × 28
-grayscale, pixel values 0–255 (0 = background, 255 = ink), with or without a
-trailing channel axis, one image or a batch. Rescaling to [0, 1] happens
-*inside* the model, so no caller ever rescales (the train/serve skew of the
-original notebooks).
-
-This module imports nothing but NumPy and nothing of the project: the logged
-model carries this very file (``code/image_contract.py`` in the MLflow model,
-see :mod:`mnist_pipeline.registry.pyfunc_model`), so the registered model checks
-its input the same way in an environment that does not have the project
-installed (``mlflow models serve``, Databricks Model Serving, a Spark UDF).
-
-* :func:`to_model_batch` turns anything that honours the contract into the
-  Keras model's tensor layout and refuses anything else with a short message
-  that says what was expected and what was found. Evaluation, the model
-  server, the logged pyfunc and the client all go through it.
-* An image **scaled to [0, 1]** (the Keras tutorials' convention) is refused, not
-  rescaled: every pixel within [0, 1] and at least one of them fractional cannot be
-  a 0–255 image worth predicting (it would read as almost blank and get a wrong
-  digit), and guessing a rescale would hide the caller's mistake. A 0–255 image of
-  only 0s and 1s has no fractional pixel and stays valid. The same file runs in the
-  logged model, so ``mlflow models serve``, Model Serving and ``kedro serve`` refuse
-  it alike.
-* :func:`images_from_model_input` accepts what MLflow hands a pyfunc: arrays,
-  nested lists, a one-entry dict, or a DataFrame of one column whose cells hold
-  the 784 pixels of an image flattened row-major (the ``dataframe_split`` /
-  ``dataframe_records`` bodies of MLflow and Databricks Model Serving).
+"""The one input contract of the model, from training to serving: 28 × 28 images as MNIST stores
+them (0–255, channel axis optional, one image or a batch), rescaled inside the model; a [0, 1]
+image is refused, not rescaled (docs/serving.md). It imports nothing but NumPy and nothing of the
+project: the logged model carries this very file (``code/image_contract.py``), so the registered
+model checks its input the same way where the project is not installed.
 """
 
 from __future__ import annotations

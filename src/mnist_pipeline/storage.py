@@ -1,24 +1,9 @@
-"""Storage that training processes share: a local folder, ``abfs://``, ``gs://``, … via fsspec.
-
-Training workers on a real cluster see the installed code but not the driver's disk
-nor its environment variables. So everything they read or write goes through an
-fsspec URL, and the storage options that open it (credentials included) travel with
-the call as plain arguments (:func:`resolve_options` collects them in the driver).
-
-Where storage options come from, in order (later wins):
-
-1. fsspec's own configuration for the URL's protocol: the ``FSSPEC_<PROTOCOL>``
-   (JSON object) and ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables, e.g.
-   ``FSSPEC_ABFS_CONNECTION_STRING`` or ``FSSPEC_GS='{"endpoint_url": …}'``
-   (docs/cloud.md); read once in the driver;
-2. options given explicitly (a dataset's ``credentials``/``fs_args``).
-
-Nothing here logs option values, and :class:`StorageError` messages name the URL and
-the setting to fix, never a key.
-
-Object stores publish an object only when its upload completes, so a cut upload leaves
-no half object; what makes a *set* of objects complete (shards, a checkpoint) is one
-small object written last that names the others (a manifest, ``state.json``).
+"""Storage that training processes, datasets and outputs share: a local folder, ``abfs://``,
+``gs://``, … via fsspec. Workers on a cluster see neither the driver's disk nor its environment,
+so storage options travel with each call as arguments (:func:`resolve_options`: fsspec's
+``FSSPEC_<PROTOCOL>`` variables, then explicit options; docs/cloud.md). Errors name the URL and
+the setting, never a key. Sets of objects are complete once one small object written last (a
+manifest) names them; local writes are atomic renames.
 """
 
 from __future__ import annotations
@@ -28,7 +13,6 @@ import json
 import logging
 import os
 import posixpath
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -38,6 +22,8 @@ from typing import Any
 import fsspec
 import fsspec.config
 from fsspec.core import split_protocol, url_to_fs
+
+from mnist_pipeline.redaction import first_line
 
 # gcsfs first probes a bucket's type over gRPC and waits 60 s before falling back
 # when that endpoint is not there (emulators); the probe only matters for
@@ -54,9 +40,6 @@ def _without_traceback(record: logging.LogRecord) -> bool:
 # then raises it: the caller turns it into one clear error (:func:`storage_errors`), and
 # gcsfs's own line stays, without the traceback that buried it.
 logging.getLogger("gcsfs").addFilter(_without_traceback)
-
-#: Option names whose values are secrets (never printed).
-_SECRET = re.compile(r"key|secret|token|password|connection_string|sas|credential", re.I)
 
 
 class StorageError(OSError):
@@ -105,17 +88,6 @@ def resolve_options(url: str, options: Mapping[str, Any] | None = None) -> dict[
     return merged
 
 
-def redact(text: str, options: Mapping[str, Any] | None = None) -> str:
-    """``text`` with every secret option value (and any ``AccountKey=…``) replaced by ``***``."""
-    for key, value in (options or {}).items():
-        if _SECRET.search(str(key)) and isinstance(value, str) and len(value) >= 4:
-            text = text.replace(value, "***")
-            for part in value.split(";"):
-                if "=" in part and len(part.split("=", 1)[1]) >= 8:
-                    text = text.replace(part.split("=", 1)[1], "***")
-    return re.sub(r"(AccountKey|SharedAccessSignature|sig)=[^;&\s'\"]+", r"\1=***", text)
-
-
 _UNREACHABLE = (
     "connection refused",
     "cannot connect",
@@ -132,7 +104,7 @@ _UNREACHABLE = (
 )
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """What kind of failure ``exc`` is, in words a user can act on."""
     text = f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
@@ -168,9 +140,9 @@ def storage_errors(
     except Exception as exc:
         if type(exc).__name__ == "DatasetError":
             raise
-        detail = redact(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "", options)
+        detail = first_line(exc, options)
         raise StorageError(
-            f"could not {action} {url}: {_reason(exc)} ({type(exc).__name__}: {detail}). "
+            f"could not {action} {url}: {failure_reason(exc)} ({type(exc).__name__}: {detail}). "
             f"Check {setting} and the storage options/credentials for "
             f"{protocol(url)}:// (docs/cloud.md)"
         ) from None
@@ -181,11 +153,42 @@ def filesystem(url: str, options: Mapping[str, Any] | None = None):
     return url_to_fs(str(url), **dict(options or {}))
 
 
-def write_bytes(url: str, data: bytes, options: Mapping[str, Any] | None = None) -> None:
-    """One object/file: atomic on local disk (rename), whole-or-nothing on object stores."""
-    from mnist_pipeline.datasets._io import write_bytes as _write
+@contextlib.contextmanager
+def _replaced_atomically(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """A binary handle on a temporary file beside local ``path``, renamed over it when the
+    block ends (atomic on POSIX): readers never see half a file, and if anything fails the
+    temporary file is removed and ``path`` is left as it was."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; whoever reads the folder reads it
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
-    _write(url, data, **dict(options or {}))
+
+def write_bytes(url: str, data: bytes, options: Mapping[str, Any] | None = None) -> None:
+    """One file/object, whole or not at all: on local disk written beside and renamed over,
+    on an object store one upload (it publishes the object only when the upload completes)."""
+    fs, path = filesystem(url, options)
+    if is_local(url):
+        with _replaced_atomically(path) as handle:
+            handle.write(data)
+        return
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    fs.pipe_file(path, data)
+
+
+def write_json(url: str, document: Any, options: Mapping[str, Any] | None = None) -> None:
+    """``document`` as indented JSON at ``url``, whole or not at all (:func:`write_bytes`):
+    how a manifest or a state file that names other files is committed, last."""
+    write_bytes(url, json.dumps(document, indent=2).encode(), options)
 
 
 def read_bytes(url: str, options: Mapping[str, Any] | None = None) -> bytes:
@@ -206,19 +209,55 @@ def read_json(url: str, options: Mapping[str, Any] | None = None) -> Any:
         return None
 
 
+MANIFEST = "_manifest.json"
+
+
+class ManifestError(LookupError):
+    """A folder whose manifest is missing (never written, or the set was cut short) or is of
+    another format; the message names the folder or the file."""
+
+
+def commit_manifest(
+    folder: str, manifest: Mapping[str, Any], options: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``folder``'s manifest, the commit point of a set of files: written last, whole or
+    not at all (:func:`write_json`), so a folder without one is incomplete."""
+    write_json(join(folder, MANIFEST), dict(manifest), options)
+
+
+def read_manifest(
+    folder: str, options: Mapping[str, Any] | None = None, **expected: Any
+) -> dict[str, Any]:
+    """``folder``'s manifest, checked to hold ``expected`` (its format's name or version).
+
+    Raises:
+        ManifestError: there is none, or a key of ``expected`` has another value.
+    """
+    url = join(folder, MANIFEST)
+    manifest = read_json(url, options)
+    if not isinstance(manifest, dict):
+        raise ManifestError(
+            f"{folder} has no {MANIFEST}: it is missing or was not written completely"
+        )
+    for key, value in expected.items():
+        if manifest.get(key) != value:
+            raise ManifestError(
+                f"{url}: {key.replace('_', ' ')} {manifest.get(key)}, expected {value}"
+            )
+    return manifest
+
+
 def exists(url: str, options: Mapping[str, Any] | None = None) -> bool:
     fs, path = filesystem(url, options)
     return bool(fs.exists(path))
 
 
 def upload(local_path: str | os.PathLike[str], url: str, options: Mapping[str, Any] | None = None):
-    """Copy a local file to ``url`` (an object store publishes it when complete)."""
+    """Copy a local file to ``url``, whole or not at all (as :func:`write_bytes`)."""
     fs, path = filesystem(url, options)
     if is_local(url):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(path).with_name(f".{Path(path).name}.part")
-        shutil.copyfile(local_path, tmp)
-        os.replace(tmp, path)
+        with open(local_path, "rb") as source, _replaced_atomically(path) as handle:
+            shutil.copyfileobj(source, handle)
         return
     fs.put_file(str(local_path), path)
 

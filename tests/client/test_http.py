@@ -202,6 +202,8 @@ def test_only_loopback_literals_and_localhost_may_get_a_token_over_http(
         ("localhost.example", False),
         ("128.0.0.1", False),
         ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
     ],
 )
 def test_what_counts_as_loopback(host: str, local: bool) -> None:

@@ -6,10 +6,10 @@ commit 7bbe2852, v1.13.0, 2026-08-20). Each rule names the file it mirrors (``SO
 reports what the CLI would, with the CLI's severity: ``error`` (validate/deploy fails),
 ``warning`` or ``recommendation`` (printed; the tests hold the bundle to none of them).
 
-Every rule takes the bundle as loaded (``bundle.load``: databricks.yml plus its includes, not
+Every rule takes the bundle as loaded (``bundle_checks.load``: databricks.yml plus its includes, not
 resolved), a target name and the identity that deploys (the CLI's current user), because
 some rules are about the raw text (interpolation in auth fields) and some about the resolved
-target (``bundle.resolve_target``).
+target (``bundle_checks.resolve_target``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_pipeline.databricks import bundle as b
+from tests.databricks import bundle_checks as checks
 
 CLI_COMMIT = "7bbe2852131bc5c4a6c7bad5f147bc7772eedf9f"
 _REFERENCE = re.compile(r"\$\{[^}]+\}")
@@ -53,7 +53,7 @@ def rule(source: str) -> Callable[[Callable[..., list[tuple[str, str]]]], Rule]:
 
 
 def _resolved(bundle: Mapping[str, Any], target: str) -> dict[str, Any]:
-    return b.resolve_target(bundle, target)
+    return checks.resolve_target(bundle, target)
 
 
 def _jobs(config: Mapping[str, Any]) -> Iterator[tuple[str, dict]]:

@@ -32,6 +32,7 @@ from mnist_pipeline.registry.config import (
     validate_model_name,
 )
 from mnist_pipeline.training.runner import TrainingLaunchError
+from tests.databricks import bundle_checks as checks
 
 TYPED = {
     "jobs": Job,
@@ -44,17 +45,17 @@ TYPED = {
 
 @pytest.fixture(scope="module")
 def loaded(project_root: Path) -> dict:
-    return b.load(project_root)
+    return checks.load(project_root)
 
 
 @pytest.fixture(scope="module")
 def azure(loaded) -> dict:
-    return b.resolve(loaded, "azure")
+    return checks.resolve(loaded, "azure")
 
 
 @pytest.fixture(scope="module")
 def gcp(loaded) -> dict:
-    return b.resolve(loaded, "gcp")
+    return checks.resolve(loaded, "gcp")
 
 
 def _params(task: dict) -> list[str]:
@@ -118,7 +119,7 @@ def test_sandbox_job_runs_one_task_per_stage_in_order_with_pipelines_flag(azure)
         if previous is not None:
             assert task["depends_on"] == [{"task_key": previous["task_key"]}]
     training = next(t for t in tasks if t["task_key"] == "training")
-    params = b._task_params(
+    params = checks.task_params(
         _params(training)[-1], {p["name"]: p["default"] for p in job["parameters"]}
     )
     assert params == {
@@ -154,7 +155,7 @@ def test_bundle_deploy_cannot_change_the_served_version(loaded, gcp):
     no version: it resolves @production when it runs.
     """
     for target in ("azure", "gcp"):
-        assert b.served_version_settings(b.resolve_target(loaded, target)) == []
+        assert checks.served_version_settings(checks.resolve_target(loaded, target)) == []
     (update,) = [
         t for t in gcp["jobs"][b.DEPLOY_JOB]["tasks"] if t["task_key"] == "update_endpoint"
     ]
@@ -190,11 +191,11 @@ def test_endpoint_sizing_and_access_reach_the_update_step_as_configured(loaded, 
         "serving_max_concurrency": "16",
         "serving_scale_to_zero": "false",
     }
-    sized, _ = sizing(b.resolve(loaded, "gcp", bounds))
+    sized, _ = sizing(checks.resolve(loaded, "gcp", bounds))
     assert (sized.workload_size, sized.min_concurrency, sized.max_concurrency) == (None, 4, 16)
     both = bounds | {"serving_workload_size": "Small"}
     with pytest.raises(EndpointUpdateError, match="one or the other"):
-        sizing(b.resolve(loaded, "gcp", both))
+        sizing(checks.resolve(loaded, "gcp", both))
 
 
 def test_every_task_names_an_existing_pipeline_env_and_entry_point(azure, gcp, project_root):
@@ -236,8 +237,8 @@ def test_secrets_are_references_and_scope_names_are_the_cases(loaded, azure, gcp
     assert loaded["variables"]["secret_scope"]["default"] == "data_masters"
     # production holds no credential at all: its jobs authenticate as their run-as principal
     for job in gcp["jobs"]:
-        assert not {k for k in _env(gcp, job) if b.SECRET_NAME.search(k)}, job
-    assert b.literal_secrets({}, azure) == [] and b.literal_secrets({}, gcp) == []
+        assert not {k for k in _env(gcp, job) if checks.SECRET_NAME.search(k)}, job
+    assert checks.literal_secrets({}, azure) == [] and checks.literal_secrets({}, gcp) == []
 
 
 def _workspaces_of(job: dict, env: str, project_root: Path, monkeypatch) -> dict[str, Workspace]:
@@ -276,7 +277,7 @@ def test_each_jobs_environment_gives_the_workspaces_its_tasks_reach(
     workspaces the project accepts: Unity Catalog registries, tracking in the job's own
     workspace (its run-as identity, no credential), and the sandbox reaching production
     through the secret scope, registry and tracking alike."""
-    for name, job in b.resolve(loaded, target)["jobs"].items():
+    for name, job in checks.resolve(loaded, target)["jobs"].items():
         reached = _workspaces_of(job, target, project_root, monkeypatch)
         for workspace in reached.values():
             assert is_unity_catalog(workspace.registry_uri), (name, workspace)
@@ -301,32 +302,34 @@ def test_a_literal_token_anywhere_in_the_bundle_is_found(project_root, azure):
             *sorted((project_root / "resources").glob("*.yml")),
         ]
     }
-    assert b.literal_secrets(texts, azure) == []
+    assert checks.literal_secrets(texts, azure) == []
     fake = "dapi" + "0123456789abcdef" * 2
     planted = dict(texts)
     planted["sandbox_job.yml"] = texts["sandbox_job.yml"].replace(
         "databricks://${var.secret_scope}:${var.secret_key}", fake, 1
     )
-    assert any(p.startswith("sandbox_job.yml:") for p in b.literal_secrets(planted))
+    assert any(p.startswith("sandbox_job.yml:") for p in checks.literal_secrets(planted))
     leaked = copy.deepcopy(azure)
     _env(leaked, b.SANDBOX_JOB)["DATABRICKS_TOKEN"] = "hunter2"
-    assert any("DATABRICKS_TOKEN" in p for p in b.literal_secrets({}, leaked))
+    assert any("DATABRICKS_TOKEN" in p for p in checks.literal_secrets({}, leaked))
 
 
 def test_gpu_settings_agree_with_the_runners_fail_fast_check(loaded):
-    b.check_gpu_settings(b.resolve(loaded, "azure")["jobs"][b.SANDBOX_JOB])
+    checks.check_gpu_settings(checks.resolve(loaded, "azure")["jobs"][b.SANDBOX_JOB])
     # use_gpu without the GPU resource amount: the runner would refuse to launch
-    no_gpu_conf = b.resolve(loaded, "azure")["jobs"][b.SANDBOX_JOB]
+    no_gpu_conf = checks.resolve(loaded, "azure")["jobs"][b.SANDBOX_JOB]
     del no_gpu_conf["job_clusters"][0]["new_cluster"]["spark_conf"][
         "spark.task.resource.gpu.amount"
     ]
     with pytest.raises(TrainingLaunchError, match=r"spark\.task\.resource\.gpu\.amount"):
-        b.check_gpu_settings(no_gpu_conf)
+        checks.check_gpu_settings(no_gpu_conf)
     # more TensorFlow workers than the cluster has GPUs: a barrier job would wait forever
     with pytest.raises(TrainingLaunchError, match="num_slots is 3"):
-        b.check_gpu_settings(b.resolve(loaded, "azure", {"num_slots": "3"})["jobs"][b.SANDBOX_JOB])
-    b.check_gpu_settings(
-        b.resolve(loaded, "azure", {"num_slots": "4", "num_workers": 2, "gpus_per_worker": 2})[
+        checks.check_gpu_settings(
+            checks.resolve(loaded, "azure", {"num_slots": "3"})["jobs"][b.SANDBOX_JOB]
+        )
+    checks.check_gpu_settings(
+        checks.resolve(loaded, "azure", {"num_slots": "4", "num_workers": 2, "gpus_per_worker": 2})[
             "jobs"
         ][b.SANDBOX_JOB]
     )
@@ -336,7 +339,7 @@ def test_undefined_variable_is_refused(loaded):
     broken = copy.deepcopy(loaded)
     del broken["variables"]["node_type_id"]
     with pytest.raises(KeyError, match=r"var\.node_type_id"):
-        b.resolve(broken, "azure")
+        checks.resolve(broken, "azure")
 
 
 @pytest.mark.slow
@@ -383,7 +386,7 @@ def test_training_job_parameters_merge_into_the_configured_training_block(projec
     job = azure["jobs"][b.SANDBOX_JOB]
     training = next(t for t in job["tasks"] if t["task_key"] == "training")
     defaults = {p["name"]: p["default"] for p in job["parameters"]}
-    overrides = b._task_params(_params(training)[-1], defaults)
+    overrides = checks.task_params(_params(training)[-1], defaults)
     runtime = OmegaConf.to_container(
         OmegaConf.from_dotlist([f"{k}={v}" for k, v in overrides.items()])
     )
@@ -405,7 +408,7 @@ def _uc_name(resource: dict) -> str:
 def test_unity_catalog_by_default(loaded, target):
     """Both registries are Unity Catalog; each target declares its schema, volume and
     registered model, the jobs use that model name and that volume as the data root."""
-    config = b.resolve_target(loaded, target)
+    config = checks.resolve_target(loaded, target)
     resources = config["resources"]
     (schema,) = resources["schemas"].values()
     (volume,) = resources["volumes"].values()
@@ -441,7 +444,7 @@ def test_unity_catalog_by_default(loaded, target):
 
 @pytest.mark.parametrize("target", ["azure", "gcp"])
 def test_grants_go_to_the_job_principal_and_the_readers(loaded, target):
-    config = b.resolve_target(loaded, target)
+    config = checks.resolve_target(loaded, target)
     principal = config["run_as"]["service_principal_name"]
     readers = config["variables"]["readers_group"]
     wanted = {
@@ -464,17 +467,17 @@ def test_the_legacy_workspace_registry_stays_selectable(loaded):
         "production_registry": "databricks",
         "production_model_name": "mnist_cnn",
     }
-    env = _env(b.resolve(loaded, "azure", legacy), b.SANDBOX_JOB)
+    env = _env(checks.resolve(loaded, "azure", legacy), b.SANDBOX_JOB)
     assert env["MLFLOW_SANDBOX_REGISTRY_URI"] == "databricks"
     assert env["MLFLOW_PRODUCTION_REGISTRY_URI"] == "databricks://data_masters:data_master_sandbox"
     validate_model_name(env["MLFLOW_SANDBOX_MODEL_NAME"], env["MLFLOW_SANDBOX_REGISTRY_URI"], "s")
     validate_model_name(
         env["MLFLOW_PRODUCTION_MODEL_NAME"], env["MLFLOW_PRODUCTION_REGISTRY_URI"], "p"
     )
-    gcp_env = _env(b.resolve(loaded, "gcp", legacy), b.DEPLOY_JOB)
+    gcp_env = _env(checks.resolve(loaded, "gcp", legacy), b.DEPLOY_JOB)
     assert gcp_env["MLFLOW_PRODUCTION_REGISTRY_URI"] == "databricks"
     half = {"sandbox_registry": "databricks"}  # the registry changed, the UC name kept
-    env = _env(b.resolve(loaded, "azure", half), b.SANDBOX_JOB)
+    env = _env(checks.resolve(loaded, "azure", half), b.SANDBOX_JOB)
     with pytest.raises(RegistryConfigError, match="three-level"):
         validate_model_name(
             env["MLFLOW_SANDBOX_MODEL_NAME"], env["MLFLOW_SANDBOX_REGISTRY_URI"], "s"
@@ -483,7 +486,7 @@ def test_the_legacy_workspace_registry_stays_selectable(loaded):
 
 @pytest.mark.parametrize("target", ["azure", "gcp"])
 def test_every_cluster_runs_dedicated_to_the_job_principal(loaded, target):
-    config = b.resolve_target(loaded, target)
+    config = checks.resolve_target(loaded, target)
     principal = config["run_as"]["service_principal_name"]
     assert config["workspace"]["root_path"].startswith(f"/Workspace/Users/{principal}/.bundle/")
     for job in config["resources"]["jobs"].values():
@@ -495,18 +498,19 @@ def test_every_cluster_runs_dedicated_to_the_job_principal(loaded, target):
 
 def test_the_principal_is_looked_up_per_target(loaded):
     principals = {
-        t: b.resolve_target(loaded, t)["run_as"]["service_principal_name"] for t in ("azure", "gcp")
+        t: checks.resolve_target(loaded, t)["run_as"]["service_principal_name"]
+        for t in ("azure", "gcp")
     }
     assert principals == {
-        "azure": b.lookup_stand_in("service_principal", "mnist-pipeline-sandbox"),
-        "gcp": b.lookup_stand_in("service_principal", "mnist-pipeline-production"),
+        "azure": checks.lookup_stand_in("service_principal", "mnist-pipeline-sandbox"),
+        "gcp": checks.lookup_stand_in("service_principal", "mnist-pipeline-production"),
     }
-    given = b.resolve_target(loaded, "gcp", {"service_principal": "1234"})
+    given = checks.resolve_target(loaded, "gcp", {"service_principal": "1234"})
     assert given["run_as"] == {"service_principal_name": "1234"}
 
 
 def test_workspace_host_resolves_per_target(loaded, gcp):
-    hosts = {t: b.resolve_target(loaded, t)["workspace"]["host"] for t in ("azure", "gcp")}
+    hosts = {t: checks.resolve_target(loaded, t)["workspace"]["host"] for t in ("azure", "gcp")}
     assert hosts["azure"].endswith(".azuredatabricks.net")  # the sandbox is the Azure workspace
     assert hosts["gcp"].endswith(".gcp.databricks.com")
     for job in gcp["jobs"]:
@@ -520,7 +524,7 @@ def test_production_jobs_run_on_paused_schedules_and_notify_on_failure(loaded, a
         assert schedule["timezone_id"] == "UTC"
     assert gcp["jobs"][b.BATCH_SCORING_JOB]["tasks"][0]["task_key"] == "batch_scoring"
     monitoring = gcp["jobs"][b.MONITORING_JOB]
-    params = b._task_params(
+    params = checks.task_params(
         _argument(monitoring["tasks"][0], "--params"),
         {p["name"]: p["default"] for p in monitoring["parameters"]},
     )
@@ -529,7 +533,7 @@ def test_production_jobs_run_on_paused_schedules_and_notify_on_failure(loaded, a
         for job in target["jobs"].values():
             assert job["email_notifications"] == {"on_failure": []}
             assert job["webhook_notifications"] == {"on_failure": []}
-    told = b.resolve(
+    told = checks.resolve(
         loaded,
         "gcp",
         {

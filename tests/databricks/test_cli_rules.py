@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mnist_pipeline.databricks import bundle as b
+from tests.databricks import bundle_checks as checks
 from tests.databricks import cli_rules
 
 TARGETS = ("azure", "gcp")
@@ -23,11 +24,11 @@ HUMAN = "someone@example.com"
 
 @pytest.fixture(scope="module")
 def loaded(project_root: Path) -> dict:
-    return b.load(project_root)
+    return checks.load(project_root)
 
 
 def _principal(bundle: dict, target: str) -> str:
-    return b.resolve_target(bundle, target)["run_as"]["service_principal_name"]
+    return checks.resolve_target(bundle, target)["run_as"]["service_principal_name"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -194,7 +195,7 @@ def test_an_endpoint_resource_is_allowed_only_when_its_run_as_deploys(loaded):
     principal = _principal(broken, "gcp")
     assert cli_rules.RULES["run_as"](broken, "gcp", principal) == []
     assert cli_rules.RULES["run_as"](broken, "gcp", HUMAN) != []
-    assert b.served_version_settings(b.resolve_target(broken, "gcp")) == [
+    assert checks.served_version_settings(checks.resolve_target(broken, "gcp")) == [
         "resources.model_serving_endpoints.mnist_cnn",
         "resources.model_serving_endpoints.mnist_cnn.config.served_entities[0].entity_name",
         "resources.model_serving_endpoints.mnist_cnn.config.served_entities[0].entity_version",

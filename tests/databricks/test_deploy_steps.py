@@ -253,7 +253,9 @@ def test_another_models_endpoint_of_that_name_is_refused(workspace):
 
 def test_a_missing_alias_and_a_wrong_token_say_why(workspace, registry):
     state, client = workspace
-    with pytest.raises(EndpointUpdateError, match="@champion does not exist"):
+    with pytest.raises(
+        EndpointUpdateError, match=r"cannot resolve models:/\S+@champion .*Promote a model first"
+    ):
         serve_alias(
             client, "mnist-cnn", registry, MODEL, "champion", sizing=Sizing(), access=ACCESS
         )

@@ -42,6 +42,7 @@ import yaml
 from mnist_pipeline.databricks import bundle as b
 from mnist_pipeline.processes import stop_process_group
 from tests.conftest import read_mnist_split
+from tests.databricks import bundle_checks as checks
 from tests.databricks.workspace_stub import TOKEN, FakeWorkspace, serve
 from tests.idx_files import write_split
 from tests.integration.spark_cluster import StandaloneCluster
@@ -154,7 +155,7 @@ def _conf_tarball(project_root: Path, target: Path, sums: dict[str, str]) -> Pat
 
 
 def _job(project_root: Path, target: str, name: str, overrides: dict, workspace: dict) -> dict:
-    return b.resolve(b.load(project_root), target, overrides, workspace)["jobs"][name]
+    return checks.resolve(checks.load(project_root), target, overrides, workspace)["jobs"][name]
 
 
 def _command(replica: Path, task: dict, job: dict) -> list[str]:

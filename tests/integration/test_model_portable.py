@@ -45,8 +45,8 @@ from mnist_pipeline.registry.model import (
     pip_requirements,
     signature,
 )
-from mnist_pipeline.registry.store import uris
-from mnist_pipeline.serving.model import download_model, load_keras_model
+from mnist_pipeline.registry.store import download_model, uris
+from mnist_pipeline.serving.model import load_keras_model
 from tests.integration.mlflow_servers import free_port
 from tests.serving.registered_model import RegisteredModel
 
@@ -73,7 +73,7 @@ def _tool_env() -> dict[str, str]:
 def model_dir(registered: RegisteredModel, tmp_path_factory) -> Path:
     """The registered model's files, downloaded; fails if its environment was never built."""
     folder = download_model(
-        registered.model_uri, registered.registry_uri, tmp_path_factory.mktemp("model")
+        registered.model_uri, tmp_path_factory.mktemp("model"), registered.registry_uri
     )
     target = model_env.env_dir(folder, ENV_ROOT)
     if not target.exists():

@@ -49,7 +49,7 @@ def stored_reference(model):
 @pytest.fixture(scope="module")
 def logging_server(model, tmp_path_factory):
     log = tmp_path_factory.mktemp("inference-log")
-    settings = ServerSettings(port=0, inference_log=str(log))
+    settings = ServerSettings(port=0, inference_log={"path": str(log)})
     with ServerProcess(model.model_uri, model.registry_uri, settings) as server:
         yield server, log
 

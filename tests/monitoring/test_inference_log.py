@@ -11,6 +11,8 @@ import fsspec
 import numpy as np
 import pytest
 
+from mnist_pipeline.parameters import ParametersError, check
+from mnist_pipeline.parameters.operations import InferenceLog as InferenceLogParameters
 from mnist_pipeline.serving.inference_log import (
     InferenceLog,
     InferenceLogSettings,
@@ -76,9 +78,7 @@ def test_raw_pixels_are_logged_for_a_sampled_share(tmp_path):
 
 
 def test_segments_rotate_and_the_oldest_go_beyond_the_size_bound(tmp_path):
-    settings = InferenceLogSettings(
-        path=str(tmp_path), max_segment_bytes=20_000, max_total_bytes=60_000
-    )
+    settings = InferenceLogSettings(path=str(tmp_path), max_segment_bytes=20_000, max_bytes=60_000)
     log = InferenceLog(settings, INFO)
     images, probabilities = _batch(20)
     for _ in range(60):
@@ -95,9 +95,7 @@ def test_segments_rotate_and_the_oldest_go_beyond_the_size_bound(tmp_path):
 def test_the_size_bound_keeps_the_newest_records_and_counts_the_oldest_as_evicted(tmp_path):
     """What stays on disk is the newest requests, in order, up to the last one; every record
     deleted by the bound is counted, so received = on disk + lost."""
-    settings = InferenceLogSettings(
-        path=str(tmp_path), max_segment_bytes=10_000, max_total_bytes=30_000
-    )
+    settings = InferenceLogSettings(path=str(tmp_path), max_segment_bytes=10_000, max_bytes=30_000)
     log = InferenceLog(settings, INFO)
     images, probabilities = _batch(20)
     for index in range(30):
@@ -152,16 +150,16 @@ def test_closed_segments_are_uploaded_to_an_object_store(tmp_path):
 
 
 def test_server_settings_turn_the_log_on_only_with_a_path(tmp_path):
-    assert open_inference_log(ServerSettings(), INFO) is None
-    settings = ServerSettings.from_params(
-        {"inference_log": str(tmp_path), "inference_log_pixels": "0.1"}
+    assert open_inference_log(ServerSettings().inference_log, INFO) is None
+    settings = ServerSettings.model_validate(
+        {"inference_log": {"path": str(tmp_path), "pixels_sample_rate": "0.1"}}
     )
-    log = open_inference_log(settings, INFO)
+    log = open_inference_log(settings.inference_log, INFO)
     assert log is not None and log.settings.pixels_sample_rate == 0.1
     log.close()
-    assert f"--inference-log={tmp_path}" in settings.cli_args()  # reaches the server process
-    with pytest.raises(ValueError, match="pixels_sample_rate"):
-        InferenceLogSettings.from_params({"path": "x", "pixels_sample_rate": 2})
+    assert f"--inference-log-path={tmp_path}" in settings.cli_args()  # reaches the server
+    with pytest.raises(ParametersError, match=r"inference_log\.pixels_sample_rate = 2: input"):
+        check(InferenceLogParameters, {"path": "x", "pixels_sample_rate": 2}, "inference_log")
 
 
 @pytest.fixture

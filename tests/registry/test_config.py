@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry.config import (
     RegistryConfigError,
     Workspace,
     absolute_store_uri,
+    check_workspace,
     default_artifact_location,
-    redact_uri,
 )
 from mnist_pipeline.settings import CONFIG_LOADER_ARGS
 from tests.conftest import PROJECT_ROOT
@@ -25,6 +26,7 @@ def _workspace(**overrides) -> Workspace:
         "alias": "production",
         "experiment": "/Shared/mnist_pipeline_promotions",
     }
+    check_workspace("production", {**config, **overrides})  # what the schema runs first
     return Workspace.from_config("production", {**config, **overrides})
 
 
@@ -77,7 +79,6 @@ def test_unity_catalog_is_not_a_tracking_store():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"tracking_uri": ""}, "missing tracking_uri"),
         ({"alias": "latest"}, "not a valid alias"),
         ({"alias": "1st"}, "not a valid alias"),
         ({"tracking_uri": "/tmp/mlruns"}, "file store"),
@@ -123,8 +124,8 @@ def test_an_embedded_stores_folder_is_set_up_on_every_use_keeping_what_is_there(
 def test_passwords_in_uris_never_reach_descriptions():
     workspace = _workspace(tracking_uri="https://bot:s3cret@mlflow.example.com")
     assert "s3cret" not in str(workspace.describe())
-    assert redact_uri("https://bot:s3cret@host/x") == "https://bot:***@host/x"
-    assert redact_uri("databricks://scope:prefix") == "databricks://scope:prefix"
+    assert redact("https://bot:s3cret@host/x") == "https://bot:***@host/x"
+    assert redact("databricks://scope:prefix") == "databricks://scope:prefix"
 
 
 def _load(env: str, conf_source: Path = PROJECT_ROOT / "conf") -> dict:

@@ -17,7 +17,6 @@ import pytest
 
 from mnist_pipeline.registry import RegistryUnreachableError, probe, store
 from mnist_pipeline.registry.config import Workspace
-from mnist_pipeline.serving.model import ModelResolutionError, resolve_model
 from mnist_pipeline.serving.validation import validate_in_server
 from tests.integration.mlflow_servers import free_port
 
@@ -116,8 +115,8 @@ def test_a_silent_registry_is_asked_twice_then_named_redacted(silent):
 
 
 def test_serving_resolution_of_a_silent_registry_says_unreachable_not_unpromoted(silent):
-    with pytest.raises(ModelResolutionError) as error:
-        resolve_model("mnist_cnn", "production", _uri(silent.port))
+    with pytest.raises(store.ModelResolutionError) as error:
+        store.resolve_alias("mnist_cnn", "production", _uri(silent.port))
     message = str(error.value)
     assert message.startswith(f"the registry {_shown(silent.port)} is unreachable (2 attempts")
     assert "promoted" not in message and SECRET not in message
@@ -126,8 +125,8 @@ def test_serving_resolution_of_a_silent_registry_says_unreachable_not_unpromoted
 
 def test_a_closed_port_fails_at_once_with_the_redacted_uri():
     port = free_port()  # nothing listens there
-    with pytest.raises(ModelResolutionError) as error:
-        resolve_model("mnist_cnn", "production", _uri(port))
+    with pytest.raises(store.ModelResolutionError) as error:
+        store.resolve_alias("mnist_cnn", "production", _uri(port))
     assert str(error.value).startswith(f"the registry {_shown(port)} is unreachable (2 attempts")
     assert SECRET not in str(error.value)
     workspace = Workspace("sandbox", _uri(port), _uri(port), "m", "champion")
@@ -144,14 +143,16 @@ def test_the_probe_retries_at_once_never_pausing_between_attempts(monkeypatch):
     monkeypatch.setattr(Retry, "_sleep_backoff", lambda r: pauses.append(r.get_backoff_time()))
     monkeypatch.setenv(probe.RETRIES_VARIABLE, "3")
     port = free_port()  # nothing listens there
-    with pytest.raises(ModelResolutionError, match=r"unreachable \(4 attempts"):
-        resolve_model("mnist_cnn", "production", _uri(port))
+    with pytest.raises(store.ModelResolutionError, match=r"unreachable \(4 attempts"):
+        store.resolve_alias("mnist_cnn", "production", _uri(port))
     assert pauses == [0.0, 0.0, 0.0]
 
 
 def test_a_garbage_registry_uri_is_a_clear_error_not_a_traceback():
-    with pytest.raises(ModelResolutionError, match=r"the registry nonsense://x is unreachable"):
-        resolve_model("mnist_cnn", "production", "nonsense://x")
+    with pytest.raises(
+        store.ModelResolutionError, match=r"the registry nonsense://x is unreachable"
+    ):
+        store.resolve_alias("mnist_cnn", "production", "nonsense://x")
 
 
 def test_deploy_against_a_silent_registry_reports_why(silent):

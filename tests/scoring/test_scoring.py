@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mnist_pipeline.datasets.image_shards import write_image_shards
-from mnist_pipeline.monitoring.summaries import image_summaries
+from mnist_pipeline.image_summaries import image_summaries
 from mnist_pipeline.scoring.batch import score_partition
 from mnist_pipeline.scoring.inputs import ScoringInputError, list_inputs, read_item
 from mnist_pipeline.scoring.output import (

@@ -8,7 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
-from mnist_pipeline.serving.app import ServingLimits, images_from_body
+from mnist_pipeline.parameters.operations import Serving
+from mnist_pipeline.serving.app import images_from_body
 from mnist_pipeline.serving.contract import (
     RequestError,
     images_from_request,
@@ -27,7 +28,7 @@ def _general(body: bytes, max_batch: int = 16) -> np.ndarray:
 
 def _served(body: bytes, max_batch: int = 16) -> np.ndarray:
     """What the server does: the fast path for plain bodies, else the general path."""
-    return images_from_body(body, ServingLimits(max_batch_size=max_batch))
+    return images_from_body(body, Serving(max_batch_size=max_batch))
 
 
 _images = _served

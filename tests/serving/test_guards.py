@@ -19,11 +19,10 @@ import pytest
 import requests
 
 from mnist_pipeline.serving.__main__ import main as serve_main
-from mnist_pipeline.serving.app import ServingLimits, create_app
+from mnist_pipeline.serving.app import create_app
 from mnist_pipeline.serving.guards import (
     ExposureError,
     check_exposure,
-    is_loopback,
     json_depth,
     token_matches,
 )
@@ -61,7 +60,7 @@ def serving(
 ) -> Iterator[tuple[str, int]]:
     """The app on uvicorn with ``settings``' guards, on 127.0.0.1 and a free port."""
     app = create_app(
-        FakePredictor(), MODEL_INFO, settings.limits, token=token, inference_log=inference_log
+        FakePredictor(), MODEL_INFO, settings, token=token, inference_log=inference_log
     )
     server = uvicorn_server(app, settings)
     sock = bind_socket("127.0.0.1", 0)  # listening already: connections queue until served
@@ -210,17 +209,6 @@ def test_token_comparison() -> None:
     assert not token_matches(None, "abc")
 
 
-@pytest.mark.parametrize(
-    ("host", "local"),
-    [
-        *[("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("localhost", True)],
-        *[("0.0.0.0", False), ("::", False), ("10.1.2.3", False), ("127.example.com", False)],
-    ],
-)
-def test_loopback(host: str, local: bool) -> None:
-    assert is_loopback(host) is local
-
-
 def test_exposing_the_server_needs_a_token_or_an_explicit_flag(caplog) -> None:
     with pytest.raises(ExposureError, match=r"refusing to serve on 0\.0\.0\.0 without auth"):
         check_exposure("0.0.0.0", None, allow_unauthenticated=False)
@@ -240,12 +228,16 @@ def test_the_server_command_refuses_a_public_bind_without_a_token(monkeypatch, c
 
 
 def test_limits_reach_the_server_command_line() -> None:
-    settings = ServerSettings.from_params(
+    settings = ServerSettings.model_validate(
         {"header_timeout_s": "2.5", "allow_unauthenticated": "true", "max_json_depth": 8}
     )
     assert settings.header_timeout_s == 2.5
     assert settings.allow_unauthenticated is True
-    assert settings.limits == ServingLimits(8 * 1024 * 1024, 1024, 8)
+    assert (settings.max_request_bytes, settings.max_batch_size, settings.max_json_depth) == (
+        8 * 1024 * 1024,
+        1024,
+        8,
+    )
     args = settings.cli_args()
     assert "--header-timeout-s=2.5" in args and "--allow-unauthenticated" in args
     assert "--max-json-depth=8" in args

@@ -7,15 +7,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from mnist_pipeline.serving.model import (
-    ModelLoadError,
-    ModelResolutionError,
-    check_model_contract,
-    load_keras_model,
-    redact_uri,
-    registry,
-    resolve_model,
-)
+from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry.store import ModelResolutionError, resolve_alias, uris
+from mnist_pipeline.serving.model import ModelLoadError, check_model_contract, load_keras_model
 from tests.serving.registered_model import RegisteredModel
 
 
@@ -25,7 +19,7 @@ class NotTheProjectsModel(mlflow.pyfunc.PythonModel):
 
 
 def _log_pyfunc(registered: RegisteredModel, name: str, python_model, artifacts=None) -> str:
-    with registry(registered.registry_uri):
+    with uris(registered.registry_uri):
         experiment = mlflow.get_experiment_by_name("promotion")
         with mlflow.start_run(experiment_id=experiment.experiment_id):
             info = mlflow.pyfunc.log_model(
@@ -44,7 +38,7 @@ def keras_model(registered: RegisteredModel):
 
 
 def test_alias_resolves_to_a_pinned_version(registered: RegisteredModel) -> None:
-    reference = resolve_model(registered.name, registered.alias, registered.registry_uri)
+    reference = resolve_alias(registered.name, registered.alias, registered.registry_uri)
     assert reference.version == registered.version
     assert reference.model_uri == f"models:/{registered.name}/{registered.version}"
     assert reference.run_id
@@ -66,7 +60,7 @@ def test_another_pyfunc_is_refused_with_the_way_out(registered) -> None:
 
 
 def test_a_plain_keras_flavor_model_is_refused(keras_model, registered) -> None:
-    with registry(registered.registry_uri):
+    with uris(registered.registry_uri):
         experiment = mlflow.get_experiment_by_name("promotion")
         with mlflow.start_run(experiment_id=experiment.experiment_id):
             info = mlflow.keras.log_model(keras_model, name="model", pip_requirements=["mlflow"])
@@ -77,7 +71,7 @@ def test_a_plain_keras_flavor_model_is_refused(keras_model, registered) -> None:
 
 def test_missing_alias_names_model_alias_and_registry(registered) -> None:
     with pytest.raises(ModelResolutionError) as caught:
-        resolve_model(registered.name, "champion", registered.registry_uri)
+        resolve_alias(registered.name, "champion", registered.registry_uri)
     message = str(caught.value)
     assert f"models:/{registered.name}@champion" in message
     assert registered.registry_uri in message
@@ -94,7 +88,7 @@ def test_unreachable_registry_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     uri = "http://127.0.0.1:9/"  # discard port: nothing listens
     with pytest.raises(ModelResolutionError, match=r"127\.0\.0\.1:9"):
-        resolve_model("mnist_cnn", "production", uri)
+        resolve_alias("mnist_cnn", "production", uri)
 
 
 def test_model_of_another_contract_is_refused() -> None:
@@ -105,5 +99,5 @@ def test_model_of_another_contract_is_refused() -> None:
 
 
 def test_passwords_never_reach_messages() -> None:
-    assert redact_uri("https://me:s3cret@host/x") == "https://me:***@host/x"
-    assert redact_uri("sqlite:///a.db") == "sqlite:///a.db"
+    assert redact("https://me:s3cret@host/x") == "https://me:***@host/x"
+    assert redact("sqlite:///a.db") == "sqlite:///a.db"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mnist_pipeline.parameters import ParametersError, check
 from mnist_pipeline.serving.server import (
     ServerProcess,
     ServerSettings,
@@ -15,14 +16,17 @@ from mnist_pipeline.serving.server import (
 )
 
 
-def test_settings_from_configuration_cast_text_and_ignore_unknown_keys() -> None:
-    settings = ServerSettings.from_params(
-        {"host": "127.0.0.1", "port": "9000", "max_batch_size": 8, "colour": "blue"}
+def test_settings_from_configuration_take_text_numbers_and_refuse_unknown_keys() -> None:
+    """The ``serving`` schema is the settings' one path: text numbers from ``${env:...}`` are
+    taken, a misspelt key is refused by name (it used to be ignored)."""
+    settings = ServerSettings.model_validate(
+        {"host": "127.0.0.1", "port": "9000", "max_batch_size": 8}
     )
     assert settings.port == 9000
     assert settings.max_batch_size == 8
-    assert settings.limits.max_batch_size == 8
     assert "--max-batch-size=8" in settings.cli_args()
+    with pytest.raises(ParametersError, match=r"serving\.colour = 'blue': unknown key; allowed"):
+        check(ServerSettings, {"port": 9000, "colour": "blue"}, "serving")
 
 
 def test_a_port_in_use_is_refused_by_name() -> None:

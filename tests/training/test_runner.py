@@ -11,6 +11,7 @@ from mnist_pipeline.training import (
     TrainingLaunchError,
     TrainingTimeoutError,
     check_launch,
+    check_session_launch,
     run_training,
 )
 from mnist_pipeline.training.runner import available_slots, run_key
@@ -101,14 +102,14 @@ def test_local_mode_trains_and_learns(tmp_path, small_model_input, local_spark, 
 
 def test_local_mode_on_cpu_takes_exactly_one_slot(local_spark):
     with pytest.raises(TrainingLaunchError, match="num_slots is 2 in local mode on CPU"):
-        check_launch(local_spark, "local", {"num_slots": 2, "use_gpu": False})
+        check_session_launch(local_spark, "local", {"num_slots": 2, "use_gpu": False})
 
 
 def test_more_slots_than_the_cluster_has_fails_fast(local_spark):
     assert available_slots(local_spark) == 2
     started = time.monotonic()
     with pytest.raises(TrainingLaunchError, match=r"num_slots is 3 .* only 2 task\(s\) at once"):
-        check_launch(local_spark, "distributed", {"num_slots": 3, "slot_wait_s": 1})
+        check_session_launch(local_spark, "distributed", {"num_slots": 3, "slot_wait_s": 1})
     assert time.monotonic() - started < 10
 
 
@@ -122,7 +123,23 @@ def test_more_slots_than_the_cluster_has_fails_fast(local_spark):
 )
 def test_use_gpu_without_a_gpu_resource_fails_fast(local_spark, mode, message):
     with pytest.raises(TrainingLaunchError, match=message):
-        check_launch(local_spark, mode, {"num_slots": 1, "use_gpu": True})
+        check_session_launch(local_spark, mode, {"num_slots": 1, "use_gpu": True})
+
+
+def test_the_launch_check_takes_plain_values_of_a_cluster():
+    """What a job cluster's specification says is enough: no session needed."""
+    gpu_conf = {"spark.task.resource.gpu.amount": "1", "spark.master": "spark://m:7077"}
+    distribution = {"num_slots": 4, "use_gpu": True, "slot_wait_s": 0}
+    check_launch("distributed", distribution, spark_conf=gpu_conf, slots=4)
+    with pytest.raises(TrainingLaunchError, match=r"num_slots is 4 .*spark://m:7077.* only 2"):
+        check_launch("distributed", distribution, spark_conf=gpu_conf, slots=2)
+    with pytest.raises(TrainingLaunchError, match=r"`spark.task.resource.gpu.amount` is not"):
+        check_launch("custom", distribution, spark_conf={}, slots=4)
+    with pytest.raises(TrainingLaunchError, match="the driver has no 'gpu' resource"):
+        check_launch("local", {"num_slots": 1, "use_gpu": True}, spark_conf={}, slots=1)
+    check_launch(
+        "local", {"num_slots": 1, "use_gpu": True}, spark_conf={}, driver_resources={"gpu"}, slots=1
+    )
 
 
 def test_barrier_job_past_its_timeout_is_cancelled(tmp_path, small_model_input, local_spark):

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from .http import (
-    DEFAULT_DEADLINE_S,
     DEFAULT_TOKEN_ENV,
     ClientError,
     Endpoint,
@@ -61,12 +60,8 @@ def predict_digits(
     url: str | Endpoint | Sequence[str | Endpoint],
     *,
     token_env: str | None = DEFAULT_TOKEN_ENV,
-    timeout_s: float = 10.0,
-    retries: int = 3,
-    backoff_s: float = 0.5,
-    deadline_s: float | None = DEFAULT_DEADLINE_S,
     failures: list[str] | None = None,
-    request_format: str = "instances",
+    **options: Any,
 ) -> list[DigitPrediction]:
     """Read each image, convert it to MNIST's convention, ask the server, return the digits.
 
@@ -74,9 +69,10 @@ def predict_digits(
     file fails fast (:class:`ImageReadError` naming it). Images go in requests of
     at most ``MAX_IMAGES_PER_REQUEST``; with several endpoints, each request tries
     them in order, starting with the one that answered the previous request, within
-    ``deadline_s`` per request. See :func:`~mnist_pipeline.client.http.request_predictions`
-    for the HTTP side and its errors. ``failures`` (a list) collects the attempts
-    that failed over.
+    ``deadline_s`` per request. ``options`` (``timeout_s``, ``retries``, ``backoff_s``,
+    ``deadline_s``, ``request_format``) and the errors are those of
+    :func:`~mnist_pipeline.client.http.request_predictions`. ``failures`` (a list) collects
+    the attempts that failed over.
     """
     sources = list(images)
     if not sources:
@@ -87,16 +83,8 @@ def predict_digits(
     results: list[DigitPrediction] = []
     with deadline_session() as session:
         for start in range(0, len(batch), MAX_IMAGES_PER_REQUEST):
-            answer = request_predictions(
-                endpoints,
-                batch[start : start + MAX_IMAGES_PER_REQUEST],
-                timeout_s=timeout_s,
-                retries=retries,
-                backoff_s=backoff_s,
-                deadline_s=deadline_s,
-                session=session,
-                request_format=request_format,
-            )
+            chunk = batch[start : start + MAX_IMAGES_PER_REQUEST]
+            answer = request_predictions(endpoints, chunk, session=session, **options)
             if failures is not None:
                 failures.extend(answer.failures)
             # the endpoint that answered goes first next time (the others keep their order)

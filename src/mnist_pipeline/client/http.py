@@ -1,25 +1,6 @@
-"""POST images to one or more model servers and read the digits back.
-
-Works against the local server (``kedro serve``), ``mlflow models serve`` and Databricks
-model serving (``https://<workspace>/serving-endpoints/<name>/invocations``): all take
-``{"instances": [...]}`` and answer ``{"predictions": [[10 probabilities], ...]}``.
-
-* A bearer token is read from an environment variable (never from the command line,
-  never logged) and sent as ``Authorization: Bearer <token>``. Each endpoint can name its
-  own variable (:class:`Endpoint`).
-* A token never travels in clear text: over plain ``http`` it goes only to a loopback
-  address (an IP literal in 127.0.0.0/8, ``::1``, or ``localhost``), and then directly,
-  never through a proxy from the environment (``HTTP_PROXY``).
-* Several endpoints fail over: each round tries every endpoint once, in order, and moves
-  on after a connection error, a timeout or a 5xx; a 4xx is the request's fault and raises
-  :class:`ServerRefusedError` at once, with the server's own message. Rounds repeat
-  (with exponential backoff) until one answers, ``retries`` rounds have passed, or the
-  total ``deadline_s`` is spent.
-* Time is bounded for the whole answer, not per read: requests' ``timeout`` bounds each
-  socket read, so a server that trickles its answer a byte at a time never trips it. Each
-  attempt therefore runs under a watchdog (:class:`DeadlineAdapter`, mounted by
-  :func:`deadline_session`) that shuts the attempt's socket down when ``timeout_s`` or
-  what is left of ``deadline_s`` has passed.
+"""POST images to one or more model servers (``kedro serve``, ``mlflow models serve``,
+Databricks Model Serving) and read the digits back: tokens only over https or loopback,
+failover between endpoints, and a deadline on the whole answer (docs/serving.md, "The client").
 """
 
 from __future__ import annotations
@@ -431,31 +412,11 @@ def request_body(images: np.ndarray, request_format: str = "instances") -> bytes
 
 
 def post_images(
-    url: str | Endpoint | Sequence[str | Endpoint],
-    images: np.ndarray,
-    *,
-    token_env: str | None = DEFAULT_TOKEN_ENV,
-    timeout_s: float = 10.0,
-    retries: int = 3,
-    backoff_s: float = 0.5,
-    deadline_s: float | None = DEFAULT_DEADLINE_S,
-    session: requests.Session | None = None,
+    url: str | Endpoint | Sequence[str | Endpoint], images: np.ndarray, **options: Any
 ) -> np.ndarray:
-    """Send uint8 (N, 28, 28) images, return (N, 10) probabilities.
-
-    :func:`request_predictions` without saying which endpoint answered (same
-    arguments and errors).
-    """
-    return request_predictions(
-        url,
-        images,
-        token_env=token_env,
-        timeout_s=timeout_s,
-        retries=retries,
-        backoff_s=backoff_s,
-        deadline_s=deadline_s,
-        session=session,
-    ).probabilities
+    """Send uint8 (N, 28, 28) images, return (N, 10) probabilities: :func:`request_predictions`
+    (same keyword arguments and errors) without saying which endpoint answered."""
+    return request_predictions(url, images, **options).probabilities
 
 
 def _attempt_problem(exc: requests.RequestException, wait: float, cut: bool) -> str:

@@ -1,21 +1,7 @@
-"""Any PNG/JPEG of a handwritten digit → a 28 × 28 image in the MNIST convention.
-
-MNIST was made this way (LeCun et al.): the digit is size-normalised to fit a 20 × 20
-box, keeping its aspect ratio, with anti-aliasing (hence grey levels), then placed in
-a 28 × 28 image so that its centre of mass is at the centre. Digits are white (255)
-on black (0). :func:`to_mnist` does the same to a photo or a scan:
-
-0. a large image is shrunk while it is read (see :func:`read_image`): a JPEG decoded at a
-   smaller scale, anything else reduced right after decoding; more than
-   ``MAX_DECODED_PIXELS`` to decode, or a decompression bomb, is refused;
-1. grayscale (a transparent background: the opacity is the ink);
-2. the background is the median of the border; a light one is inverted, so the
-   digit is light on dark whatever the paper and pen;
-3. the background level is subtracted, contrast stretched to 0–255, faint noise
-   (paper texture, JPEG ringing) below ``NOISE_LEVEL`` dropped;
-4. the digit's bounding box is cropped, resized so its longer side is 20 px
-   (Lanczos anti-aliasing), and stretched to 0–255 again;
-5. pasted into 28 × 28 with its centre of mass at (14, 14), as in MNIST.
+"""Any PNG/JPEG of a handwritten digit → a 28 × 28 image in the MNIST convention, made the way
+MNIST was (:func:`to_mnist`: grayscale, light-on-dark, size-normalised to 20 px, centred by
+mass); large images are shrunk while read and oversized ones refused (docs/serving.md, "The
+client").
 """
 
 from __future__ import annotations

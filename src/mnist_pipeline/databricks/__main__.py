@@ -1,20 +1,8 @@
-"""``mnist-pipeline-databricks``: the production deploy job's steps after validation.
-
-    mnist-pipeline-databricks update-endpoint --endpoint mnist-cnn \\
-        --model-name prod.ml.mnist_cnn --alias production --registry-uri databricks-uc \\
-        --workload-size Small --scale-to-zero true \\
-        --query-group mnist-pipeline-readers --manage-group mnist-pipeline-admins
-    mnist-pipeline-databricks smoke-test --endpoint mnist-cnn \\
-        --data-dir /Volumes/prod/ml/mnist_pipeline/01_raw/mnist
-
-A Databricks ``python_wheel_task`` loads this entry point, puts the task's parameters in
-``sys.argv`` and calls :func:`main`; it ignores a return value, so every failure *raises*:
-``SystemExit(1)`` when the step failed (the message on stderr says why), ``SystemExit(2)``
-for wrong arguments. Success returns ``None`` (exit status 0 as a console script) after
-printing the step's result as one JSON line.
-
-Both steps talk to the workspace through ``databricks-sdk``'s ``WorkspaceClient()`` and its
-authentication chain (on a job cluster: the job's run-as principal; see endpoint.py).
+"""``mnist-pipeline-databricks``: the production deploy job's steps after validation
+(``update-endpoint``, ``smoke-test``; usage: docs/databricks.md). A ``python_wheel_task`` ignores
+a return value, so every failure raises: ``SystemExit(1)`` when the step failed (stderr says why),
+``SystemExit(2)`` for wrong arguments; success prints the step's result as one JSON line. Both
+steps use ``databricks-sdk``'s ``WorkspaceClient()`` and its authentication chain.
 """
 
 from __future__ import annotations
@@ -22,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -32,15 +21,14 @@ def _workspace_client() -> Any:
     return WorkspaceClient()
 
 
-def _optional_int(value: str) -> int | None:
-    """An integer, or ``none`` (any case) / an empty string for "not set"."""
-    if value.strip().lower() in ("", "none"):
-        return None
-    return int(value)
-
-
 def _optional_text(value: str) -> str | None:
+    """The value, or None for ``none`` (any case) or an empty string: "not set"."""
     return None if value.strip().lower() in ("", "none") else value.strip()
+
+
+def _optional_int(value: str) -> int | None:
+    text = _optional_text(value)
+    return None if text is None else int(text)
 
 
 def _boolean(value: str) -> bool:
@@ -59,13 +47,7 @@ def _groups(value: str) -> tuple[str, ...]:
 def _update_endpoint(args: argparse.Namespace) -> dict:
     from .endpoint import Access, Sizing, serve_alias
 
-    sizing = Sizing(
-        workload_type=args.workload_type,
-        workload_size=args.workload_size,
-        scale_to_zero=args.scale_to_zero,
-        min_concurrency=args.min_concurrency,
-        max_concurrency=args.max_concurrency,
-    )
+    sizing = Sizing(**{field.name: getattr(args, field.name) for field in fields(Sizing)})
     access = Access(query_groups=args.query_group, manage_groups=args.manage_group)
     return serve_alias(
         _workspace_client(),
@@ -146,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         SystemExit: 1 when the step failed, 2 for wrong arguments (argparse).
     """
     args = parser().parse_args(argv)
-    from mnist_pipeline.registry.store import RegistryError
+    from mnist_pipeline.registry.store import RegistryError  # lazy: MLflow, after argument errors
 
     from .endpoint import EndpointUpdateError
     from .smoke import SmokeTestError

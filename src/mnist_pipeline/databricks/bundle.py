@@ -1,48 +1,21 @@
-"""Generate the Asset Bundle's ``resources/*.yml`` from the project's pipelines, and check it.
-
-``make bundle`` (``python -m mnist_pipeline.databricks.bundle``) writes, per target:
-
-* ``azure`` (the sandbox workspace):
-  ``sandbox_job.yml``: one task per stage of the sandbox lifecycle
-  (:data:`~mnist_pipeline.pipeline_registry.SANDBOX_STAGES`, in order, each depending on the
-  previous), each ``mnist-pipeline --env azure --pipelines <stage>`` from the project's wheel
-  on a GPU job cluster; the training stage takes the job parameters (mode, use_gpu,
-  num_slots, epochs, batch size) through ``--params``.
-  ``sandbox_catalog.yml``: the Unity Catalog schema, volume (the data root) and registered
-  model of the sandbox, their grants, and the sandbox experiment.
-* ``gcp`` (the production workspace):
-  ``deploy_job.yml``: ``--env gcp --pipelines deploy``, then ``update-endpoint`` (creates
-  the serving endpoint if it is missing and moves it to the version ``@production`` resolves
-  to: the job is the served version's only owner), then ``smoke-test``.
-  ``batch_scoring_job.yml`` and ``monitoring_job.yml``: the ``batch_scoring`` and
-  ``monitoring`` pipelines on a schedule (paused unless the variable says otherwise).
-  ``production_catalog.yml``: the production schema, volume, registered model (where the
-  sandbox promotes into), their grants, and the production experiments.
-
-The serving endpoint is deliberately *not* a bundle resource: a bundle resource would carry a
-served version that ``bundle deploy`` re-applies, and the CLI refuses an endpoint resource
-whenever ``run_as`` differs from the deploying identity (``run_as.go``).
-
-Every value a user may change is a bundle variable of ``databricks.yml``; the files here only
-refer to them, so they change only when the pipelines do. Why a generator of our own and not
-kedro-databricks: docs/databricks.md.
-
-The checks (:func:`resolve_target`, :func:`literal_secrets`, :func:`check_gpu_settings`,
-:func:`served_version_settings`) are what tests/databricks run, beside the CLI's own rules
-(tests/databricks/cli_rules.py); ``databricks bundle validate`` does the rest in a workspace.
+"""Generate the Asset Bundle's ``resources/*.yml`` from the project's pipelines (``make bundle``):
+the sandbox lifecycle job and the production deploy, batch-scoring and monitoring jobs, and each
+target's Unity Catalog objects, all referring to ``databricks.yml``'s variables (what each file
+holds, and why the serving endpoint is not a bundle resource: docs/databricks.md). The offline
+checks of the generated files live with the tests, in tests/databricks.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mnist_pipeline.pipeline_registry import SANDBOX_STAGES
 
 PACKAGE = "mnist_pipeline"
 ENTRY_POINT = "mnist-pipeline"
@@ -82,59 +55,78 @@ MONITORING_PARAMETERS = {
     "drift_source": "monitoring.source",
     "fail_on_drift": "monitoring.fail_on_drift",
 }
+SCORING_NAME, MONITORING_NAME = "mnist-pipeline batch scoring", "mnist-pipeline drift monitoring"
 GPU_DISCOVERY_SCRIPT = "/databricks/spark/scripts/gpu/get_gpus_resources.sh"
 # Every job cluster runs as the job's principal, with Unity Catalog (volumes need it): ML
 # runtimes run in dedicated ("single user") access mode only.
 DATA_SECURITY_MODE = "SINGLE_USER"
 PRINCIPAL = "${var.service_principal}"
 READERS, MANAGERS = "${var.readers_group}", "${var.managers_group}"
+# update-endpoint's options (after --endpoint): the served model and the endpoint's sizing and
+# access, all from bundle variables.
+UPDATE_OPTIONS = {
+    "model-name": "${var.production_model_name}",
+    "alias": "${var.production_alias}",
+    "registry-uri": "${var.production_registry}",
+    "workload-type": "${var.serving_workload_type}",
+    "workload-size": "${var.serving_workload_size}",
+    "scale-to-zero": "${var.serving_scale_to_zero}",
+    "min-concurrency": "${var.serving_min_concurrency}",
+    "max-concurrency": "${var.serving_max_concurrency}",
+    "query-group": READERS,
+    "manage-group": MANAGERS,
+}
 
 
-def _telemetry_off() -> dict[str, str]:
-    return {"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
-
-
-def _sandbox_env_vars() -> dict[str, str]:
+def _env_vars(**variables: str) -> dict[str, str]:
+    """A cluster's environment: the data's, Kedro's telemetry off, and ``variables``."""
     return {
         "MNIST_SOURCE": "${var.mnist_source}",
         "MNIST_DATA_ROOT": "${var.data_root}",
         "MNIST_CACHE_DIR": "${var.data_root}/01_raw/mnist",
-        "MLFLOW_SANDBOX_TRACKING_URI": "databricks",
-        "MLFLOW_SANDBOX_REGISTRY_URI": "${var.sandbox_registry}",
-        "MLFLOW_SANDBOX_EXPERIMENT": "${var.sandbox_experiment}",
-        "MLFLOW_SANDBOX_ARTIFACT_LOCATION": "${var.sandbox_artifact_location}",
-        "MLFLOW_SANDBOX_MODEL_NAME": "${var.sandbox_model_name}",
-        # the production workspace's registry, reached through the secret scope
-        "MLFLOW_PRODUCTION_TRACKING_URI": "databricks://${var.secret_scope}:${var.secret_key}",
-        "MLFLOW_PRODUCTION_REGISTRY_URI": (
-            "${var.production_registry}://${var.secret_scope}:${var.secret_key}"
-        ),
-        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
-        "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
-        # a workspace path: Databricks refuses a relative experiment name
-        "MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT": "${var.promotion_experiment}",
-        **_telemetry_off(),
+        **variables,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
     }
+
+
+def _sandbox_env_vars() -> dict[str, str]:
+    return _env_vars(
+        **{
+            "MLFLOW_SANDBOX_TRACKING_URI": "databricks",
+            "MLFLOW_SANDBOX_REGISTRY_URI": "${var.sandbox_registry}",
+            "MLFLOW_SANDBOX_EXPERIMENT": "${var.sandbox_experiment}",
+            "MLFLOW_SANDBOX_ARTIFACT_LOCATION": "${var.sandbox_artifact_location}",
+            "MLFLOW_SANDBOX_MODEL_NAME": "${var.sandbox_model_name}",
+            # the production workspace's registry, reached through the secret scope
+            "MLFLOW_PRODUCTION_TRACKING_URI": "databricks://${var.secret_scope}:${var.secret_key}",
+            "MLFLOW_PRODUCTION_REGISTRY_URI": (
+                "${var.production_registry}://${var.secret_scope}:${var.secret_key}"
+            ),
+            "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
+            "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
+            # a workspace path: Databricks refuses a relative experiment name
+            "MLFLOW_PRODUCTION_PROMOTION_EXPERIMENT": "${var.promotion_experiment}",
+        }
+    )
 
 
 def _deploy_env_vars() -> dict[str, str]:
     """The production clusters' environment (deploy, batch scoring, monitoring)."""
-    return {
-        "MNIST_SOURCE": "${var.mnist_source}",
-        "MNIST_DATA_ROOT": "${var.data_root}",
-        "MNIST_CACHE_DIR": "${var.data_root}/01_raw/mnist",
-        "MLFLOW_PRODUCTION_TRACKING_URI": "databricks",
-        "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.production_registry}",
-        "MLFLOW_PRODUCTION_EXPERIMENT": "${var.production_experiment}",
-        "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
-        "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
-        "BATCH_SCORING_INPUT": "${var.batch_scoring_input}",
-        "BATCH_SCORING_OUTPUT": "${var.batch_scoring_output}",
-        # databricks-sdk's workspace; its credentials come from the job's run-as principal
-        "DATABRICKS_HOST": "${workspace.host}",
-        **DEPLOY_FRESH_ENV,
-        **_telemetry_off(),
-    }
+    return _env_vars(
+        **{
+            "MLFLOW_PRODUCTION_TRACKING_URI": "databricks",
+            "MLFLOW_PRODUCTION_REGISTRY_URI": "${var.production_registry}",
+            "MLFLOW_PRODUCTION_EXPERIMENT": "${var.production_experiment}",
+            "MLFLOW_PRODUCTION_MODEL_NAME": "${var.production_model_name}",
+            "MLFLOW_PRODUCTION_ALIAS": "${var.production_alias}",
+            "BATCH_SCORING_INPUT": "${var.batch_scoring_input}",
+            "BATCH_SCORING_OUTPUT": "${var.batch_scoring_output}",
+            # databricks-sdk's workspace; its credentials come from the job's run-as principal
+            "DATABRICKS_HOST": "${workspace.host}",
+            **DEPLOY_FRESH_ENV,
+        }
+    )
 
 
 def _cluster(env_vars: Mapping[str, str], *, gpu: bool) -> dict[str, Any]:
@@ -171,39 +163,27 @@ def _cluster(env_vars: Mapping[str, str], *, gpu: bool) -> dict[str, Any]:
     return cluster
 
 
-def _kedro_task(
-    key: str, env: str, stage: str, cluster: str, after: str | None, *, params: str | None
-) -> dict[str, Any]:
-    parameters = ["--env", env, "--pipelines", stage, "--conf-source", CONF_TARBALL]
-    if params:
-        parameters += ["--params", params]
-    task: dict[str, Any] = {"task_key": key}
-    if after:
-        task["depends_on"] = [{"task_key": after}]
-    task |= {
-        "job_cluster_key": cluster,
-        "libraries": [dict(library) for library in LIBRARIES],
-        "python_wheel_task": {
-            "package_name": PACKAGE,
-            "entry_point": ENTRY_POINT,
-            "parameters": parameters,
-        },
-    }
-    return task
-
-
-def _databricks_task(key: str, after: str, cluster: str, parameters: list[str]) -> dict[str, Any]:
+def _task(key: str, cluster: str, after: str | None, entry_point: str, parameters: list[str]):
+    """A task running one of the wheel's entry points on the job cluster, after ``after``."""
     return {
         "task_key": key,
-        "depends_on": [{"task_key": after}],
+        **({"depends_on": [{"task_key": after}]} if after else {}),
         "job_cluster_key": cluster,
         "libraries": [dict(library) for library in LIBRARIES],
         "python_wheel_task": {
             "package_name": PACKAGE,
-            "entry_point": DATABRICKS_ENTRY_POINT,
+            "entry_point": entry_point,
             "parameters": parameters,
         },
     }
+
+
+def _kedro_task(key: str, env: str, cluster: str, after: str | None = None, params: str = ""):
+    """``mnist-pipeline --env <env> --pipelines <key>`` (``--params`` when given)."""
+    parameters = ["--env", env, "--pipelines", key, "--conf-source", CONF_TARBALL]
+    return _task(
+        key, cluster, after, ENTRY_POINT, parameters + (["--params", params] * bool(params))
+    )
 
 
 def _job_parameters(names: Mapping[str, str]) -> list[dict[str, str]]:
@@ -238,13 +218,12 @@ def _schedule(cron_variable: str) -> dict[str, str]:
 def sandbox_job(stages: list[str], training_stages: set[str]) -> dict[str, Any]:
     """The azure job: one task per sandbox stage, in lifecycle order."""
     params = _params_flag(TRAINING_PARAMETERS)
-    tasks, previous = [], None
-    for stage in stages:
-        stage_params = params if stage in training_stages else None
-        tasks.append(
-            _kedro_task(stage, SANDBOX_ENV, stage, "gpu_cluster", previous, params=stage_params)
+    tasks = [
+        _kedro_task(
+            stage, SANDBOX_ENV, "gpu_cluster", previous, params * (stage in training_stages)
         )
-        previous = stage
+        for previous, stage in zip([None, *stages], stages, strict=False)
+    ]
     job = _job(
         "mnist-pipeline sandbox lifecycle",
         "gpu_cluster",
@@ -261,31 +240,9 @@ def deploy_job() -> dict[str, Any]:
     endpoint's served version; no task parameter names a version.
     """
     cluster = "cpu_cluster"
-    update = [
-        "update-endpoint",
-        "--endpoint",
-        "${var.endpoint_name}",
-        "--model-name",
-        "${var.production_model_name}",
-        "--alias",
-        "${var.production_alias}",
-        "--registry-uri",
-        "${var.production_registry}",
-        "--workload-type",
-        "${var.serving_workload_type}",
-        "--workload-size",
-        "${var.serving_workload_size}",
-        "--scale-to-zero",
-        "${var.serving_scale_to_zero}",
-        "--min-concurrency",
-        "${var.serving_min_concurrency}",
-        "--max-concurrency",
-        "${var.serving_max_concurrency}",
-        "--query-group",
-        READERS,
-        "--manage-group",
-        MANAGERS,
-    ]
+    update = ["update-endpoint", "--endpoint", "${var.endpoint_name}"]
+    for option, value in UPDATE_OPTIONS.items():
+        update += [f"--{option}", value]
     smoke = [
         "smoke-test",
         "--endpoint",
@@ -296,47 +253,28 @@ def deploy_job() -> dict[str, Any]:
     job = _job("mnist-pipeline production deploy", cluster, _cluster(_deploy_env_vars(), gpu=False))
     return job | {
         "tasks": [
-            _kedro_task("validate", PRODUCTION_ENV, DEPLOY_STAGE, cluster, None, params=None),
-            _databricks_task("update_endpoint", "validate", cluster, update),
-            _databricks_task("smoke_test", "update_endpoint", cluster, smoke),
+            {**_kedro_task(DEPLOY_STAGE, PRODUCTION_ENV, cluster), "task_key": "validate"},
+            _task("update_endpoint", cluster, "validate", DATABRICKS_ENTRY_POINT, update),
+            _task("smoke_test", cluster, "update_endpoint", DATABRICKS_ENTRY_POINT, smoke),
         ],
     }
 
 
-def batch_scoring_job() -> dict[str, Any]:
-    """The gcp job that scores a folder of images with the @production model, on a schedule."""
+def scheduled_job(name: str, stage: str, parameters: Mapping[str, str] | None = None):
+    """A gcp job that runs one production pipeline on the schedule ``<stage>_schedule``
+    (batch scoring: a folder of images with the @production model; monitoring: drift, which
+    fails it), with ``parameters`` as job parameters."""
     cluster = "cpu_cluster"
+    fields = {"parameters": _job_parameters(parameters)} if parameters else {}
     job = _job(
-        "mnist-pipeline batch scoring",
+        name,
         cluster,
         _cluster(_deploy_env_vars(), gpu=False),
-        schedule=_schedule("batch_scoring_schedule"),
+        schedule=_schedule(f"{stage}_schedule"),
+        **fields,
     )
-    task = _kedro_task(
-        BATCH_SCORING_STAGE, PRODUCTION_ENV, BATCH_SCORING_STAGE, cluster, None, params=None
-    )
-    return job | {"tasks": [task]}
-
-
-def monitoring_job() -> dict[str, Any]:
-    """The gcp job that checks the scored images for drift, on a schedule; drift fails it."""
-    cluster = "cpu_cluster"
-    job = _job(
-        "mnist-pipeline drift monitoring",
-        cluster,
-        _cluster(_deploy_env_vars(), gpu=False),
-        schedule=_schedule("monitoring_schedule"),
-        parameters=_job_parameters(MONITORING_PARAMETERS),
-    )
-    task = _kedro_task(
-        MONITORING_STAGE,
-        PRODUCTION_ENV,
-        MONITORING_STAGE,
-        cluster,
-        None,
-        params=_params_flag(MONITORING_PARAMETERS),
-    )
-    return job | {"tasks": [task]}
+    params = _params_flag(parameters) if parameters else ""
+    return job | {"tasks": [_kedro_task(stage, PRODUCTION_ENV, cluster, params=params)]}
 
 
 def _grants(principal_privileges: list[str], reader_privileges: list[str]) -> list[dict]:
@@ -398,8 +336,6 @@ def _project_stages(project_path: Path) -> tuple[list[str], set[str]]:
     from kedro.framework.project import pipelines
     from kedro.framework.startup import bootstrap_project
 
-    from mnist_pipeline.pipeline_registry import SANDBOX_STAGES
-
     bootstrap_project(project_path)
     stages = [name for name in SANDBOX_STAGES if name in pipelines]
     for needed in (DEPLOY_STAGE, BATCH_SCORING_STAGE, MONITORING_STAGE):
@@ -438,9 +374,19 @@ def render(project_path: Path) -> dict[str, str]:
         ),
         "deploy_job.yml": wrap(PRODUCTION_ENV, {"jobs": {DEPLOY_JOB: deploy_job()}}),
         "batch_scoring_job.yml": wrap(
-            PRODUCTION_ENV, {"jobs": {BATCH_SCORING_JOB: batch_scoring_job()}}
+            PRODUCTION_ENV,
+            {"jobs": {BATCH_SCORING_JOB: scheduled_job(SCORING_NAME, BATCH_SCORING_STAGE)}},
         ),
-        "monitoring_job.yml": wrap(PRODUCTION_ENV, {"jobs": {MONITORING_JOB: monitoring_job()}}),
+        "monitoring_job.yml": wrap(
+            PRODUCTION_ENV,
+            {
+                "jobs": {
+                    MONITORING_JOB: scheduled_job(
+                        MONITORING_NAME, MONITORING_STAGE, MONITORING_PARAMETERS
+                    )
+                }
+            },
+        ),
         "production_catalog.yml": wrap(
             PRODUCTION_ENV, unity_catalog("${var.production_catalog}", production_experiments)
         ),
@@ -459,308 +405,6 @@ def write(project_path: Path, output: Path) -> list[Path]:
         (output / name).write_text(text)
         written.append(output / name)
     return written
-
-
-# ── checks ────────────────────────────────────────────────────────────────────
-
-_REFERENCE = re.compile(r"\$\{([a-z_]+(?:\.[A-Za-z0-9_]+)+)\}")
-
-
-def load(bundle_root: Path) -> dict[str, Any]:
-    """``databricks.yml`` with its ``include`` files merged (targets and resources)."""
-    root = yaml.safe_load((bundle_root / "databricks.yml").read_text())
-    for pattern in root.get("include", []):
-        for path in sorted(bundle_root.glob(pattern)):
-            _merge(root, yaml.safe_load(path.read_text()) or {})
-    return root
-
-
-def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
-    for key, value in other.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-# Workspace paths the CLI derives from root_path when a target does not set them.
-_DERIVED_PATHS = {
-    "file_path": "files",
-    "artifact_path": "artifacts",
-    "state_path": "state",
-    "resource_path": "resources",
-}
-# What one target's configuration is made of (targets.<name>.<key> overrides the top level).
-_TARGET_KEYS = ("workspace", "run_as", "permissions", "presets", "resources")
-
-
-def lookup_stand_in(kind: str, name: str) -> str:
-    """Offline value of a ``lookup:`` variable: a stable UUID made from what it looks up.
-
-    The CLI resolves ``lookup: {service_principal: <display name>}`` to the service
-    principal's application ID (a UUID) in the workspace; this stands in for it here.
-    """
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"databricks-lookup:{kind}:{name}"))
-
-
-def _variable_value(name: str, spec: Any, target: str) -> Any:
-    if not isinstance(spec, Mapping):  # targets.<t>.variables.<name>: <value>
-        return spec
-    if "lookup" in spec:
-        ((kind, looked_up),) = dict(spec["lookup"]).items()
-        return lookup_stand_in(kind, str(looked_up))
-    if "default" in spec and spec["default"] is not None:
-        return spec["default"]
-    if "value" in spec:
-        return spec["value"]
-    raise KeyError(
-        f"no value assigned to required variable {name} (target {target}): give it with "
-        f"--var, BUNDLE_VAR_{name} or .databricks/bundle/{target}/variable-overrides.json"
-    )
-
-
-def resolve_target(
-    bundle: Mapping[str, Any],
-    target: str,
-    overrides: Mapping[str, Any] | None = None,
-    workspace: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The target's configuration as ``databricks bundle validate -o json`` would show it.
-
-    ``bundle`` (its name and target), ``workspace`` (host, root_path and the paths derived
-    from it), ``run_as``, ``permissions``, ``presets``, ``variables`` (name → value) and
-    ``resources``, with ``${var.*}``, ``${bundle.*}`` and ``${workspace.*}`` filled in.
-    Variable values: ``overrides`` (``--var``) > the target's ``variables`` > the default; a
-    ``lookup:`` variable gets :func:`lookup_stand_in`. ``${workspace.host}`` is what the
-    target's ``workspace.host`` says, or empty: the CLI does not fill it in from a profile.
-    ``workspace`` overrides workspace values (tests point ``file_path`` at a folder).
-
-    Raises:
-        KeyError: no such target, a reference to anything undefined, or a required variable
-            without a value (the CLI refuses each).
-    """
-    if target not in bundle.get("targets", {}):
-        raise KeyError(f"no target {target!r} in databricks.yml")
-    target_config = bundle["targets"][target] or {}
-    specs = dict(bundle.get("variables") or {})
-    chosen = dict(target_config.get("variables") or {})
-    values: dict[str, Any] = {}
-    for name, spec in specs.items():
-        if name in (overrides or {}):
-            values[name] = overrides[name]  # type: ignore[index]
-        elif name in chosen:
-            values[name] = _variable_value(name, chosen[name], target)
-        else:
-            values[name] = _variable_value(name, spec, target)
-    unknown = sorted(set(overrides or {}) - set(specs))
-    if unknown:
-        raise KeyError(f"variables {unknown} are not defined in databricks.yml")
-
-    config: dict[str, Any] = {}
-    for key in _TARGET_KEYS:
-        merged: Any = bundle.get(key)
-        if isinstance(merged, Mapping):
-            merged = {**merged}
-            _merge(merged, target_config.get(key) or {})
-        elif key in target_config:
-            merged = target_config[key]
-        if merged is not None:
-            config[key] = merged
-    config["bundle"] = {**(bundle.get("bundle") or {}), "target": target}
-    config["variables"] = values
-
-    root = f"/Workspace/Users/<deploying identity>/.bundle/{config['bundle']['name']}/{target}"
-    space = {"host": "", "root_path": root, **(config.get("workspace") or {})}
-    for key, folder in _DERIVED_PATHS.items():
-        space.setdefault(key, f"${{workspace.root_path}}/{folder}")
-    space.update(workspace or {})
-    config["workspace"] = space
-
-    context = {"var": values, "bundle": config["bundle"], "workspace": space}
-
-    def lookup(path: str) -> Any:
-        value: Any = context
-        for part in path.split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                raise KeyError(f"${{{path}}} is not defined (target {target})")
-            value = value[part]
-        return value
-
-    def fill(node: Any) -> Any:
-        if isinstance(node, Mapping):
-            return {key: fill(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [fill(value) for value in node]
-        if isinstance(node, str):
-            whole = _REFERENCE.fullmatch(node)
-            if whole:
-                return fill(lookup(whole.group(1)))
-            return _REFERENCE.sub(lambda m: str(fill(lookup(m.group(1)))), node)
-        return node
-
-    # variables and workspace paths first (they may refer to each other), then the rest
-    for name in list(values):
-        values[name] = fill(values[name])
-    for key in list(space):
-        space[key] = fill(space[key])
-    return {
-        key: (value if key in ("variables", "workspace") else fill(value))
-        for key, value in config.items()
-    }
-
-
-def resolve(
-    bundle: Mapping[str, Any],
-    target: str,
-    overrides: Mapping[str, Any] | None = None,
-    workspace: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The target's resources, resolved (see :func:`resolve_target`)."""
-    return resolve_target(bundle, target, overrides, workspace).get("resources") or {}
-
-
-def served_version_settings(config: Mapping[str, Any]) -> list[str]:
-    """Where a target's bundle configuration would set what a serving endpoint serves.
-
-    ``bundle deploy`` applies every resource it declares, so anything listed here would be
-    a second owner of the served version beside the deploy job (a redeploy would roll the
-    endpoint back to it). The design's answer is an empty list: no
-    ``model_serving_endpoints`` resource and no served entity/model anywhere.
-    """
-    found = [
-        f"resources.model_serving_endpoints.{key}"
-        for key in (config.get("resources") or {}).get("model_serving_endpoints") or {}
-    ]
-    served = {"served_entities", "served_models", "entity_version", "model_version"}
-    for path, _ in _leaves(config.get("resources") or {}):
-        parts = set(re.split(r"[.\[\]]", path))
-        if parts & served:
-            found.append(f"resources.{path}")
-    return found
-
-
-def _leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from _leaves(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _leaves(value, f"{path}[{index}]")
-    else:
-        yield path, node
-
-
-# Token-like: Databricks PATs, GitHub/Slack/AWS/Google keys, JWTs, long base64/hex runs.
-TOKEN_PATTERNS = (
-    re.compile(r"dapi[0-9a-f]{16,}"),
-    re.compile(r"dose[0-9a-f]{16,}"),
-    re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),
-    re.compile(r"xox[abpr]-[A-Za-z0-9-]{10,}"),
-    re.compile(r"AKIA[0-9A-Z]{16}"),
-    re.compile(r"AIza[0-9A-Za-z_-]{30,}"),
-    re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
-    # a long run of letters *and* digits (a path's segments are checked one by one)
-    re.compile(
-        r"(?<![A-Za-z0-9_=+-])(?=[A-Za-z_=+-]*[0-9])(?=[0-9_=+-]*[A-Za-z])[A-Za-z0-9_=+-]{32,}"
-    ),
-)
-SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|CLIENT_SECRET)", re.I)
-SECRET_REFERENCE = re.compile(r"\{\{secrets/[^/{}]+/[^/{}]+\}\}")
-
-
-def literal_secrets(
-    texts: Mapping[str, str], resolved: Mapping[str, Any] | None = None
-) -> list[str]:
-    """Where a bundle holds a literal token: ``file: line`` of each token-like string, and
-    every secret-named setting (``*TOKEN*``, ``*PASSWORD*``, ...) of ``resolved`` whose value
-    is not a ``{{secrets/<scope>/<key>}}`` reference."""
-    problems = []
-    for name, text in texts.items():
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.lstrip().startswith("#"):
-                continue
-            for pattern in TOKEN_PATTERNS:
-                if pattern.search(line):
-                    problems.append(f"{name}:{number}: token-like string ({pattern.pattern[:20]}…)")
-    for path, value in _leaves(resolved or {}):
-        if not isinstance(value, str):
-            continue
-        key = path.rsplit(".", 1)[-1]
-        if SECRET_NAME.search(key) and not SECRET_REFERENCE.fullmatch(value):
-            problems.append(f"{path}: a secret must be a {{{{secrets/<scope>/<key>}}}} reference")
-    return problems
-
-
-class _SimulatedCluster:
-    """What :func:`mnist_pipeline.training.runner.check_launch` asks of a Spark session,
-    answered from a job cluster spec: its Spark conf, and how many tasks run at once."""
-
-    def __init__(self, cluster: Mapping[str, Any]) -> None:
-        conf = {str(k): str(v) for k, v in (cluster.get("spark_conf") or {}).items()}
-        workers = int(cluster.get("num_workers", 0))
-        cores = int(cluster.get("_cores_per_worker", 4))
-        gpus = float(conf.get("spark.executor.resource.gpu.amount", 0))
-        task_gpus = float(conf.get("spark.task.resource.gpu.amount", 0))
-        per_executor = int(gpus // task_gpus) if gpus and task_gpus else cores
-        self.slots = max(workers, 0) * min(per_executor, cores)
-        self.sparkContext = self
-        self.resources: dict[str, Any] = {}
-        self._conf = conf
-
-    def getConf(self) -> _SimulatedCluster:
-        return self
-
-    def contains(self, key: str) -> bool:
-        return key in self._conf
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        return self._conf.get(key, default)
-
-
-def check_gpu_settings(job: Mapping[str, Any]) -> None:
-    """Run the runner's fail-fast launch check against each training task's cluster.
-
-    The training parameters are the job parameters' defaults; the cluster answers with its
-    ``spark_conf`` and ``num_workers`` × (executor GPUs / task GPUs) slots.
-
-    Raises:
-        mnist_pipeline.training.runner.TrainingLaunchError: contradictory settings, e.g.
-            ``use_gpu`` true without ``spark.task.resource.gpu.amount``, or more slots than
-            the cluster's GPUs.
-    """
-    from unittest import mock
-
-    from mnist_pipeline.training import runner
-
-    defaults = {p["name"]: p["default"] for p in job.get("parameters", [])}
-    clusters = {c["job_cluster_key"]: c["new_cluster"] for c in job.get("job_clusters", [])}
-    for task in job["tasks"]:
-        arguments = task.get("python_wheel_task", {}).get("parameters", [])
-        if "--params" not in arguments:
-            continue
-        params = _task_params(arguments[arguments.index("--params") + 1], defaults)
-        distribution = {
-            "num_slots": params.get("training.distribution.num_slots", 1),
-            "use_gpu": params.get("training.distribution.use_gpu", False),
-            "slot_wait_s": 0,
-        }
-        cluster = _SimulatedCluster(clusters[task["job_cluster_key"]])
-        with mock.patch.object(runner, "available_slots", lambda spark: spark.slots):
-            runner.check_launch(cluster, str(params.get("training.mode")), distribution)
-
-
-def _task_params(value: str, job_parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """``--params`` of a task with ``{{job.parameters.x}}`` filled in, YAML-typed like Kedro."""
-    filled = re.sub(
-        r"\{\{job\.parameters\.([A-Za-z0-9_]+)\}\}",
-        lambda m: str(job_parameters[m.group(1)]),
-        value,
-    )
-    out = {}
-    for item in filled.split(","):
-        key, _, raw = item.partition("=")
-        out[key.strip()] = yaml.safe_load(raw)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,32 +1,8 @@
-"""The one owner of the production serving endpoint: create it, size it, point it at @production.
-
-A served entity names ``entity_name`` + ``entity_version``, never an alias, so something must
-turn ``models:/<name>@production`` into a version and put it on the endpoint. That is the
-deploy job's ``update_endpoint`` task and nothing else: the endpoint is *not* a bundle
-resource, so ``databricks bundle deploy`` never creates, resizes or re-versions it (a
-redeploy of the production target cannot roll the served version back; docs/databricks.md).
-
-:func:`serve_alias` resolves the alias in the production registry (through
-:mod:`mnist_pipeline.registry.store`, the one module that talks to MLflow), then with the
-official client, `databricks-sdk <https://github.com/databricks/databricks-sdk-py>`_:
-
-* ``serving_endpoints.get``: the endpoint, or ``NotFound``;
-* missing → ``serving_endpoints.create_and_wait`` with one served entity (the version, the
-  sizing of :class:`Sizing`) and all traffic on it;
-* present → wait out an update already in progress, refuse an endpoint that serves another
-  model (alone, or beside this one: an update replaces the whole config, so it would remove
-  it), else ``serving_endpoints.update_config_and_wait`` when the version or the sizing
-  differ (an endpoint that already serves the version with that sizing is left alone);
-* then the endpoint must report ``READY`` with the version in its *current* config (a failed
-  update leaves the previous version serving, and this task fails);
-* ``serving_endpoints.set_permissions``: who may query, who may manage (the caller keeps
-  ``CAN_MANAGE``, so the next run can update it again).
-
-Authentication is the SDK's own chain (``WorkspaceClient()``): on a job cluster, the run's
-identity (the bundle's ``run_as`` service principal); elsewhere ``DATABRICKS_HOST`` with
-``DATABRICKS_TOKEN`` or ``DATABRICKS_CLIENT_ID``/``DATABRICKS_CLIENT_SECRET`` (OAuth M2M), or a
-``~/.databrickscfg`` profile (``DATABRICKS_CONFIG_PROFILE``). No credential is read, printed
-or put into a message here.
+"""The one owner of the production serving endpoint: create it, size it, point it at the version
+``models:/<name>@production`` resolves to (through :mod:`mnist_pipeline.registry.store`), wait
+until it is READY on that version, and set who may query and manage it, with databricks-sdk and
+its own authentication chain. The steps, and why the endpoint is no bundle resource:
+docs/databricks.md.
 """
 
 from __future__ import annotations
@@ -36,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+from mnist_pipeline.registry import store
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -144,25 +122,16 @@ def resolve_alias(registry_uri: str, model_name: str, alias: str) -> str:
     """The version ``models:/<model_name>@<alias>`` points at in ``registry_uri``.
 
     Raises:
-        EndpointUpdateError: no such model or alias (naming both and the registry).
+        EndpointUpdateError: no such model or alias, or an unreachable registry (naming the
+            model, the alias and the registry).
     """
-    from mnist_pipeline.registry.config import Workspace, redact_uri
-    from mnist_pipeline.registry.store import alias_version, client_for
-
-    workspace = Workspace(
-        label="production",
-        tracking_uri=registry_uri,
-        registry_uri=registry_uri,
-        model_name=model_name,
-        alias=alias,
-    )
-    version = alias_version(client_for(workspace), model_name, alias)
-    if version is None:
+    try:
+        return store.resolve_alias(model_name, alias, registry_uri).version
+    except store.ModelResolutionError as exc:
         raise EndpointUpdateError(
-            f"models:/{model_name}@{alias} does not exist in {redact_uri(registry_uri)}: promote "
-            "a model first (the sandbox job's promotion task sets it; docs/databricks.md)"
-        )
-    return str(version.version)
+            f"{exc} Promote a model first (the sandbox job's promotion task sets the alias; "
+            "docs/databricks.md)"
+        ) from None
 
 
 def _current_entities(endpoint: ServingEndpointDetailed) -> list[Any]:

@@ -1,23 +1,13 @@
-"""Model input as Parquet shards that Spark/TensorFlow workers read by path.
-
-A split is a folder::
-
-    data/05_model_input/train/
-        _manifest.json          number of examples, image shape, shard files
-        part-00000.parquet      columns: image (fixed-size list<float32>), label (uint8)
-        part-00001.parquet
-        …
-
-Workers get the folder's path (a plain string, picklable, no closure over Kedro
-objects) and call :func:`read_image_shards` with their worker index to read
-their share of the files. The manifest is written last, so a folder without
-one is incomplete and is refused.
+"""Model input as Parquet shards that Spark/TensorFlow workers read by path: a split is a folder
+of ``part-*.parquet`` files (``image`` fixed-size list<float32>, ``label`` uint8) and a
+``_manifest.json`` written last (docs/data.md), so a folder without one is incomplete and
+refused. Workers get the folder's path (a plain, picklable string) and read their share with
+:func:`read_image_shards`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import posixpath
 import shutil
@@ -29,22 +19,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.core import url_to_fs
 from kedro.io import AbstractDataset, DatasetError
 
-from mnist_pipeline.storage import join, read_json, storage_errors
+from mnist_pipeline import storage
+from mnist_pipeline.storage import MANIFEST, storage_errors
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "_manifest.json"
 #: What to change when the shards' storage fails (named in errors).
 SETTING = "the model input's path (catalog `{split}_model_input`, MNIST_STORAGE_ROOT)"
 FORMAT_VERSION = 1
-
-
-def _is_local(fs: Any) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocols or "local" in protocols
 
 
 def _to_table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
@@ -86,9 +70,9 @@ def write_image_shards(
     if num_shards < 1:
         raise DatasetError(f"{path}: num_shards must be ≥ 1, got {num_shards}")
     num_shards = min(num_shards, max(len(images), 1))
-    fs, root = url_to_fs(path, **(storage_options or {}))
-    local = _is_local(fs)
-    target = root
+    fs, root = storage.filesystem(path, storage_options)
+    local = storage.is_local(path)
+    target = root  # the folder written: for a local one a temporary sibling, swapped in last
     if local:
         Path(root).parent.mkdir(parents=True, exist_ok=True)
         target = tempfile.mkdtemp(prefix=f".{Path(root).name}.", dir=Path(root).parent)
@@ -96,8 +80,7 @@ def write_image_shards(
         fs.makedirs(root, exist_ok=True)
         # Objects cannot be swapped in as a folder: the old manifest goes first, so a
         # set cut short by a failure is never read as complete (its manifest comes last).
-        if fs.exists(posixpath.join(root, MANIFEST)):
-            fs.rm_file(posixpath.join(root, MANIFEST))
+        storage.remove(storage.join(path, MANIFEST), storage_options)
 
     files = []
     try:
@@ -114,8 +97,7 @@ def write_image_shards(
             "label_counts": np.bincount(labels).tolist(),
             "files": files,
         }
-        with fs.open(posixpath.join(target, MANIFEST), "w") as handle:
-            json.dump(manifest, handle, indent=2)
+        storage.commit_manifest(target if local else path, manifest, storage_options)
         if local:
             old = None
             if Path(root).exists():
@@ -134,19 +116,10 @@ def write_image_shards(
 
 def read_manifest(path: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read and check a split folder's manifest."""
-    manifest_path = join(path, MANIFEST)
-    manifest = read_json(manifest_path, storage_options)
-    if manifest is None:
-        raise DatasetError(
-            f"{path} has no {MANIFEST}: the model input is missing or was not written "
-            "completely; run the preprocessing pipeline"
-        )
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(
-            f"{manifest_path}: format version {manifest.get('format_version')}, "
-            f"expected {FORMAT_VERSION}; run the preprocessing pipeline again"
-        )
-    return manifest
+    try:
+        return storage.read_manifest(path, storage_options, format_version=FORMAT_VERSION)
+    except storage.ManifestError as exc:
+        raise DatasetError(f"model input {exc}; run the preprocessing pipeline") from None
 
 
 def read_image_shards(
@@ -172,7 +145,7 @@ def read_image_shards(
             f"{path} has {len(manifest['files'])} shard files, fewer than the "
             f"{num_shards} workers reading it; write more shards (preprocessing.num_shards)"
         )
-    fs, root = url_to_fs(path, **(storage_options or {}))
+    fs, root = storage.filesystem(path, storage_options)
     shape = tuple(manifest["image_shape"])
     images, labels = [], []
     for name in files:
@@ -233,8 +206,7 @@ class ImageShardsDataset(AbstractDataset[dict[str, np.ndarray], ImageShards]):
         with storage_errors(self._path, SETTING, self._storage_options, "read"):
             manifest = read_manifest(self._path, self._storage_options)
         # Workers get an absolute path: their working directory is not the project's.
-        fs, root = url_to_fs(self._path, **(self._storage_options or {}))
-        path = str(Path(root).resolve()) if _is_local(fs) else self._path
+        path = storage.absolute(self._path)
         return ImageShards(
             path=path,
             num_examples=int(manifest["num_examples"]),
@@ -260,5 +232,4 @@ class ImageShardsDataset(AbstractDataset[dict[str, np.ndarray], ImageShards]):
 
     def _exists(self) -> bool:
         with storage_errors(self._path, SETTING, self._storage_options, "read"):
-            fs, root = url_to_fs(self._path, **(self._storage_options or {}))
-            return fs.exists(posixpath.join(root, MANIFEST))
+            return storage.exists(storage.join(self._path, MANIFEST), self._storage_options)

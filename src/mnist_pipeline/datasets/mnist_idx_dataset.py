@@ -8,6 +8,7 @@ nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import posixpath
 from pathlib import Path
@@ -16,16 +17,20 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from mnist_pipeline import storage
 from mnist_pipeline.image_contract import NUM_CLASSES
-from mnist_pipeline.storage import _reason, redact
+from mnist_pipeline.redaction import first_line
 
-from ._io import atomic_write_bytes, read_bytes, sha256_hex
 from .idx import IDXFormatError, parse_idx
 
 logger = logging.getLogger(__name__)
 
 IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions
 LABELS_MAGIC = 0x00000801  # uint8, 1 dimension
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class ChecksumMismatchError(DatasetError):
@@ -143,11 +148,8 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
 
     def _exists(self) -> bool:
         try:
-            from fsspec.core import url_to_fs
-
             return all(
-                url_to_fs(url, **self._storage_options)[0].exists(url)
-                for url in (self._images, self._labels)
+                storage.exists(url, self._storage_options) for url in (self._images, self._labels)
             )
         except Exception:  # an unreachable source simply does not exist
             return False
@@ -163,23 +165,23 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
         cached = self._cache_dir / name if self._cache_dir else None
         if cached is not None and cached.is_file():
             data = cached.read_bytes()
-            if expected is None or sha256_hex(data) == expected:
+            if expected is None or _sha256(data) == expected:
                 logger.info("Using cached %s", cached)
                 return data
             logger.warning("Cached %s does not match its checksum; fetching it again", cached)
 
         logger.info("Fetching %s", url)
         try:
-            data = read_bytes(url, **self._storage_options)
+            data = storage.read_bytes(url, self._storage_options)
         except Exception as exc:  # fsspec raises many types: network, auth, missing
-            detail = redact(str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "")
             raise DatasetError(
                 f"Could not read {url}: {type(exc).__name__}: "
-                f"{redact(detail, self._storage_options)} ({_reason(exc)}). Check the source "
+                f"{first_line(exc, self._storage_options)} ({storage.failure_reason(exc)})."
+                " Check the source "
                 "(MNIST_SOURCE / globals.yml mnist.source), the network and credentials"
             ) from None
         if expected is not None:
-            found = sha256_hex(data)
+            found = _sha256(data)
             if found != expected:
                 raise ChecksumMismatchError(
                     f"{url}: SHA-256 mismatch, expected {expected}, found {found} "
@@ -197,7 +199,7 @@ class MNISTIDXDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarra
         if (
             cached.is_file()
             and cached.stat().st_size == len(data)
-            and sha256_hex(cached.read_bytes()) == sha256_hex(data)
+            and _sha256(cached.read_bytes()) == _sha256(data)
         ):
             return
-        atomic_write_bytes(cached, data)
+        storage.write_bytes(str(cached), data)

@@ -1,1 +1,1 @@
-"""Production monitoring: per-image summaries, inference-log reading, drift statistics."""
+"""Production monitoring: windows of the inference log and batch scores, drift statistics."""

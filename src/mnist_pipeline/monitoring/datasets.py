@@ -6,6 +6,9 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
+from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry.drift_reference import load_reference, save_reference
+
 from .window import BATCH_SCORES, INFERENCE_LOG, PredictionSource
 
 
@@ -58,21 +61,15 @@ class DriftReferenceDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        from mnist_pipeline.registry.config import redact_uri
-
         return {
-            "registry_uri": redact_uri(self._registry_uri),
+            "registry_uri": redact(self._registry_uri),
             "model": f"{self._name}@{self._alias}",
         }
 
     def load(self) -> dict[str, Any]:
-        from mnist_pipeline.registry.drift_reference import load_reference
-
         return load_reference(self._registry_uri, self._name, self._alias)
 
     def save(self, data: dict[str, Any]) -> None:
-        from mnist_pipeline.registry.drift_reference import save_reference
-
         if data.get("skipped"):
             return  # not deployable: nothing to store
         model = data["model"]

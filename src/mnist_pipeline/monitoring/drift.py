@@ -1,22 +1,6 @@
-"""Drift statistics: a window of predictions against the pinned model version's reference.
-
-**Reference** (:func:`build_reference`): the version's own predictions on a seeded sample
-of training images (not the test set, so that monitoring real test digits is a real
-check), computed at deploy time and stored with the version. Per feature it keeps the
-reference's quantile bin edges and proportions (for PSI) and a sample of values (for KS).
-
-**Features**: the predicted class (categorical), the confidence (top probability) and the
-per-image summaries of :mod:`.summaries` (mean intensity, ink fraction, bounding box).
-
-**Statistics**: the decision is the Population Stability Index per feature, on the
-reference's deciles (continuous features) or on the ten classes. PSI is an effect size:
-it does not grow with the window, so a threshold means the same for 1,000 or 100,000
-records, and its usual reading (< 0.1 stable, 0.1–0.25 moderate, > 0.25 major) makes
-thresholds easy to set. The two-sample KS statistic and p-value (scipy) are reported
-beside it for continuous features but do not decide: with thousands of records a KS test
-flags shifts too small to matter. scipy/numpy and no drift library: Evidently, NannyML
-or alibi-detect would bring dozens of dependencies (some pinning numpy/pandas below this
-stack) for two formulas of a few lines.
+"""Drift statistics: a window of predictions against the pinned model version's reference (PSI per
+feature decides, KS is reported beside it; why PSI, and why no drift library: docs/operations.md,
+"Drift monitoring").
 """
 
 from __future__ import annotations
@@ -26,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mnist_pipeline.image_contract import NUM_CLASSES
-from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES, image_summaries
+from mnist_pipeline.image_summaries import SUMMARY_FEATURES, image_summaries
 
 CLASS_FEATURE = "predicted_class"
 CONTINUOUS_FEATURES = ("probability", *SUMMARY_FEATURES)

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fsspec.core import url_to_fs
 
+from mnist_pipeline import storage
 from mnist_pipeline.monitoring.drift import CLASS_FEATURE, CONTINUOUS_FEATURES
+from mnist_pipeline.scoring.output import ScoresNotFoundError, read_scores
 from mnist_pipeline.serving.inference_log import LIVE, SEGMENT_PREFIX, SEGMENT_SUFFIX
 from mnist_pipeline.storage import storage_errors
 
@@ -66,7 +67,7 @@ def read_log_window(
 ) -> pd.DataFrame:
     """Newest segments first until ``size`` matching records; malformed lines skipped and
     counted (``attrs["skipped"]``), a partial last line (being written) skipped."""
-    fs, root = url_to_fs(path, **(options or {}))
+    fs, root = storage.filesystem(path, options)
     if not fs.exists(root):
         raise WindowError(
             f"no inference log at {path}: nothing has been served with logging on yet "
@@ -144,8 +145,6 @@ def read_scores_window(
     path: str, size: int, model_version: str | None = None, options: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """The last ``size`` scored rows of a complete batch-scoring output."""
-    from mnist_pipeline.scoring.output import ScoresNotFoundError, read_scores
-
     try:
         table = read_scores(path, options)
     except ScoresNotFoundError as exc:

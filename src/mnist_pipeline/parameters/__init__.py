@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mnist_pipeline.parameters import operations, schemas
-from mnist_pipeline.registry.config import redact_uri
+from mnist_pipeline.redaction import redact
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "ingestion": schemas.Ingestion,
@@ -89,12 +89,14 @@ def check(model: type[BaseModel], value: Any, path: str) -> BaseModel:
 def _describe(key: str, model: type[BaseModel], item: Mapping[str, Any]) -> str:
     location = [str(part) for part in item["loc"]]
     path = ".".join([key, *location])
-    value = redact_uri(repr(item.get("input")))
+    value = redact(repr(item.get("input")))
     if item["type"] == "extra_forbidden":
         allowed = ", ".join(_fields_at(model, item["loc"][:-1])) or "none"
         return f"{path} = {value}: unknown key; allowed here: {allowed}"
     if item["type"] == "missing":
         return f"{path}: missing"
+    if item["type"] == "value_error":  # a model's own check: its message names the key
+        return redact(str(item["ctx"]["error"]))
     allowed = item["msg"][0].lower() + item["msg"][1:]
     return f"{path} = {value}: {allowed}"
 

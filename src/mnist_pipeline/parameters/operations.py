@@ -89,23 +89,33 @@ class DeployEnvironment(Strict):
 
 
 class Serving(Strict):
-    """``serving``: the fields of :class:`mnist_pipeline.serving.server.ServerSettings`."""
+    """``serving``: how the model server runs (the fields of
+    :class:`mnist_pipeline.serving.server.ServerSettings`, which is this model plus the
+    inference log's). The defaults are the YAML's, for a server started from code."""
 
-    host: Text
-    port: Annotated[int, Field(ge=0, le=65535)]  # 0: any free port
-    max_request_bytes: PositiveInt
-    max_batch_size: PositiveInt
-    max_batch_images: PositiveInt
-    intra_op_threads: NonNegativeInt
-    inter_op_threads: NonNegativeInt
-    max_json_depth: PositiveInt
-    header_timeout_s: Seconds
-    body_timeout_s: Seconds
-    max_header_bytes: PositiveInt
-    allow_unauthenticated: bool
+    host: Text = "127.0.0.1"  # loopback unless exposed on purpose (then a token is required)
+    port: Annotated[int, Field(ge=0, le=65535)] = 8501  # 0: any free port
+    max_request_bytes: PositiveInt = 8 * 1024 * 1024  # larger bodies get 413
+    max_batch_size: PositiveInt = 1024  # images per request; more get 413
+    max_batch_images: PositiveInt = 256  # queued requests merged into one model call
+    intra_op_threads: NonNegativeInt = 0  # TensorFlow thread pools; 0: TensorFlow's default
+    inter_op_threads: NonNegativeInt = 0
+    max_json_depth: PositiveInt = 32  # deeper nesting gets 400 before it is decoded
+    header_timeout_s: Seconds = 10.0  # first byte to the end of the headers, else 408
+    body_timeout_s: Seconds = 20.0  # end of the headers to the end of the body, else 408
+    max_header_bytes: PositiveInt = 16 * 1024  # request line and headers; more get 431
+    allow_unauthenticated: bool = False  # serve beyond loopback without a token (warned)
 
 
 class InferenceLog(Strict):
-    path: str  # empty: no log
-    pixels_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)]
-    max_bytes: PositiveInt
+    """``inference_log`` (parameters_inference_log.yml): where the server logs predictions
+    (:mod:`mnist_pipeline.serving.inference_log`)."""
+
+    path: str = ""  # a folder or URI; empty: no log
+    pixels_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    max_bytes: PositiveInt = 512 * 1024 * 1024  # local segments beyond it: oldest deleted
+    max_segment_bytes: NonNegativeInt = 0  # rotate beyond it; 0: max_bytes/16 (64 KiB-8 MiB)
+    max_segment_age_s: Seconds = 300.0  # rotate an older open segment
+    queue_size: PositiveInt = 10_000  # records waiting for the writer; beyond it dropped
+    spool_dir: str = ""  # local folder of a remote path's segments; empty: one per URI in /tmp
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec, remote path

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mnist_pipeline.registry.config import check_workspace
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -155,6 +157,13 @@ class ProductionWorkspace(Strict):
     alias: Annotated[str, Field(min_length=1)]
     experiment: Annotated[str, Field(min_length=1)]
     artifact_location: str | None
+
+    @model_validator(mode="after")
+    def _a_registry_accepts_it(self) -> ProductionWorkspace:
+        """URI forms, names and alias as the registry takes them (before the run, not at the
+        promotion after training)."""
+        check_workspace("promotion.production", self.model_dump())
+        return self
 
 
 class Verify(Strict):

@@ -9,7 +9,7 @@
 * :mod:`.promotion` — copy a sandbox version to production, verify it, move the alias.
 """
 
-from mnist_pipeline.registry.config import RegistryConfigError, Workspace, redact_uri
+from mnist_pipeline.registry.config import RegistryConfigError, Workspace
 from mnist_pipeline.registry.gate import GateConfigError, GateRefusedError, decide
 from mnist_pipeline.registry.store import (
     CopyMismatchError,
@@ -26,5 +26,4 @@ __all__ = [
     "RegistryUnreachableError",
     "Workspace",
     "decide",
-    "redact_uri",
 ]

@@ -1,25 +1,8 @@
-"""Where a workspace's MLflow tracking store and model registry live, from configuration.
-
-A *workspace* here is one MLflow tracking store + one model registry (the sandbox, where models
-are trained, or production, where they are served). Configuration decides where it lives:
-
-==============================  ==========================================================
-URI                             what it is
-==============================  ==========================================================
-``sqlite:///mlruns/x.db``       embedded store, no server (relative to the project root)
-``http(s)://host:port``         an ``mlflow server`` (artifacts proxied by the server)
-``databricks``                  the Databricks workspace of the default profile / env vars
-``databricks://<profile>``      the workspace of a ``~/.databrickscfg`` profile
-``databricks://<scope>:<key>``  a remote workspace registry whose host/token live in a
-                                secret scope under ``<key>-host`` / ``<key>-token``
-``databricks-uc`` [``://...``]  Unity Catalog registry: model names are three-level,
-                                ``<catalog>.<schema>.<model>``
-==============================  ==========================================================
-
-Tokens never appear in these URIs: Databricks reads them from ``DATABRICKS_HOST`` /
-``DATABRICKS_TOKEN`` (or a profile, or the secret scope), an ``mlflow server`` behind basic
-auth from ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``. :func:`redact_uri`
-removes a password that someone put into a URI anyway, before any message or tag.
+"""Where a workspace's MLflow tracking store and model registry live, from configuration: a
+*workspace* is one tracking store + one registry (the sandbox or production); the URIs it accepts
+(embedded SQLite, an ``mlflow server``, ``databricks[-uc]`` and secret-scope forms) are listed in
+docs/promotion.md. Tokens never appear in these URIs (:func:`mnist_pipeline.redaction.redact`
+removes one put there anyway).
 """
 
 from __future__ import annotations
@@ -31,32 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mnist_pipeline.redaction import redact
+
 DATABRICKS_SCHEMES = ("databricks", "databricks-uc")
 _NAME_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-# user:password@ of any URI in a text (a password may itself hold '@' or ':').
-_USERINFO = re.compile(r"(://[^/:@\s]+):[^/\s]*@")
 
 
 class RegistryConfigError(ValueError):
     """A workspace's MLflow configuration that cannot work (says which key and why)."""
-
-
-def redact_uri(uri: str | None) -> str:
-    """``scheme://user:password@host`` → ``scheme://user:***@host``; other URIs unchanged."""
-    return _USERINFO.sub(r"\1:***@", uri or "")
-
-
-def redact_values(value: Any) -> Any:
-    """A copy of ``value`` (nested dicts, lists, strings) with :func:`redact_uri` applied to
-    every string: what may be logged of parameters that hold URIs."""
-    if isinstance(value, str):
-        return redact_uri(value)
-    if isinstance(value, Mapping):
-        return {key: redact_values(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(redact_values(item) for item in value)
-    return value
 
 
 def scheme_of(uri: str) -> str:
@@ -142,6 +108,45 @@ def default_artifact_location(tracking_uri: str, project_path: Path | None = Non
     return (path.parent / f"{path.stem}-artifacts").resolve().as_uri()
 
 
+def check_workspace(label: str, config: Mapping[str, Any]) -> None:
+    """Refuse a workspace's parameters that cannot work; every key named as ``<label>.<key>``.
+
+    Beyond what a schema says of each value: the URI forms Databricks accepts, no file store
+    (mlflow 3 refuses it), Unity Catalog as a registry only and with three-level names, a
+    valid alias, a workspace path as a Databricks experiment.
+
+    Raises:
+        RegistryConfigError: the first problem found.
+    """
+    tracking_uri = str(config["tracking_uri"]).strip()
+    registry_uri = str(config.get("registry_uri") or tracking_uri).strip()
+    for key, uri in (("tracking_uri", tracking_uri), ("registry_uri", registry_uri)):
+        validate_databricks_uri(uri, f"{label}.{key}")
+        if scheme_of(uri) == "file":
+            raise RegistryConfigError(
+                f"{label}.{key}: {uri!r} is a file store, which mlflow 3 refuses; use "
+                "'sqlite:///<path>.db', an http(s) server or a Databricks URI"
+            )
+    if is_unity_catalog(tracking_uri):
+        raise RegistryConfigError(
+            f"{label}.tracking_uri: 'databricks-uc' is a registry URI; track to "
+            "'databricks' (or 'databricks://<profile>') and set registry_uri to it"
+        )
+    validate_model_name(str(config["model_name"]).strip(), registry_uri, f"{label}.model_name")
+    alias = str(config["alias"]).strip()
+    if not _ALIAS.match(alias) or alias.lower() == "latest":
+        raise RegistryConfigError(
+            f"{label}.alias: {alias!r} is not a valid alias (letters, digits, _ and -, "
+            "not starting with a digit, not 'latest')"
+        )
+    experiment = str(config.get("experiment") or Workspace.experiment)
+    if scheme_of(tracking_uri) == "databricks" and not experiment.startswith("/"):
+        raise RegistryConfigError(
+            f"{label}.experiment: Databricks experiment names are workspace paths; "
+            f"use e.g. '/Shared/{experiment}', got {experiment!r}"
+        )
+
+
 @dataclass(frozen=True)
 class Workspace:
     """One MLflow tracking store + registry, and the model name and alias used there.
@@ -169,64 +174,30 @@ class Workspace:
     def from_config(
         cls, label: str, config: Mapping[str, Any], project_path: Path | None = None
     ) -> Workspace:
-        """Build from a parameters block; every key named in errors as ``<label>.<key>``.
-
-        Keys: ``tracking_uri`` (required), ``registry_uri`` (null: the tracking URI),
-        ``model_name`` (required), ``alias`` (required), ``experiment``,
-        ``artifact_location`` (null: see :func:`default_artifact_location`).
-        """
-        missing = [k for k in ("tracking_uri", "model_name", "alias") if not config.get(k)]
-        if missing:
-            raise RegistryConfigError(f"{label}: missing {', '.join(missing)}")
-        tracking_uri = str(config["tracking_uri"]).strip()
-        registry_uri = str(config.get("registry_uri") or tracking_uri).strip()
-        for key, uri in (("tracking_uri", tracking_uri), ("registry_uri", registry_uri)):
-            validate_databricks_uri(uri, f"{label}.{key}")
-            if scheme_of(uri) == "file":
-                raise RegistryConfigError(
-                    f"{label}.{key}: {uri!r} is a file store, which mlflow 3 refuses; use "
-                    "'sqlite:///<path>.db', an http(s) server or a Databricks URI"
-                )
-        if is_unity_catalog(tracking_uri):
-            raise RegistryConfigError(
-                f"{label}.tracking_uri: 'databricks-uc' is a registry URI; track to "
-                "'databricks' (or 'databricks://<profile>') and set registry_uri to it"
-            )
-        model_name = str(config["model_name"]).strip()
-        validate_model_name(model_name, registry_uri, f"{label}.model_name")
-        alias = str(config["alias"]).strip()
-        if not _ALIAS.match(alias) or alias.lower() == "latest":
-            raise RegistryConfigError(
-                f"{label}.alias: {alias!r} is not a valid alias (letters, digits, _ and -, "
-                "not starting with a digit, not 'latest')"
-            )
-        experiment = str(config.get("experiment") or cls.experiment)
-        if scheme_of(tracking_uri) == "databricks" and not experiment.startswith("/"):
-            raise RegistryConfigError(
-                f"{label}.experiment: Databricks experiment names are workspace paths; "
-                f"use e.g. '/Shared/{experiment}', got {experiment!r}"
-            )
-        artifact_location = config.get("artifact_location") or default_artifact_location(
-            tracking_uri, project_path
-        )
-        tracking_uri = absolute_store_uri(tracking_uri, project_path)
-        registry_uri = absolute_store_uri(registry_uri, project_path)
+        """Build from a parameters block that :func:`check_workspace` accepted (the
+        parameters' schema runs it before any node): ``tracking_uri``, ``registry_uri`` (null:
+        the tracking URI), ``model_name``, ``alias``, ``experiment``, ``artifact_location``
+        (null: see :func:`default_artifact_location`); embedded stores anchored at
+        ``project_path``."""
+        tracking_uri = config["tracking_uri"]
+        registry_uri = config.get("registry_uri") or tracking_uri
         return cls(
             label=label,
-            tracking_uri=tracking_uri,
-            registry_uri=registry_uri,
-            model_name=model_name,
-            alias=alias,
-            experiment=experiment,
-            artifact_location=artifact_location,
+            tracking_uri=absolute_store_uri(tracking_uri, project_path),
+            registry_uri=absolute_store_uri(registry_uri, project_path),
+            model_name=config["model_name"],
+            alias=config["alias"],
+            experiment=config.get("experiment") or cls.experiment,
+            artifact_location=config.get("artifact_location")
+            or default_artifact_location(tracking_uri, project_path),
         )
 
     def describe(self) -> dict[str, str]:
         """What may appear in logs, reports and tags: URIs with any password removed."""
         return {
             "label": self.label,
-            "tracking_uri": redact_uri(self.tracking_uri),
-            "registry_uri": redact_uri(self.registry_uri),
+            "tracking_uri": redact(self.tracking_uri),
+            "registry_uri": redact(self.registry_uri),
             "model_name": self.model_name,
             "alias": self.alias,
         }

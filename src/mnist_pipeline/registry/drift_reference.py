@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.registry.config import redact_uri
+from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry.store import alias_version
 
 TAG = "drift_reference"
 
@@ -34,7 +35,7 @@ def save_reference(registry_uri: str, name: str, version: str, reference: dict[s
     model_version = client.get_model_version(name, str(version))
     if not model_version.run_id:
         raise DriftReferenceError(
-            f"models:/{name}/{version} in {redact_uri(registry_uri)} has no run to store the "
+            f"models:/{name}/{version} in {redact(registry_uri)} has no run to store the "
             "drift reference with (it was registered from a path, not a run)"
         )
     artifact = f"{TAG}/version-{version}.json"
@@ -49,16 +50,13 @@ def load_reference(registry_uri: str, name: str, alias: str) -> dict[str, Any]:
     Raises:
         DriftReferenceError: the alias is missing, or its version has no reference.
     """
-    from mlflow.exceptions import MlflowException
-
-    shown = redact_uri(registry_uri)
+    shown = redact(registry_uri)
     client = _client(registry_uri)
-    try:
-        model_version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
+    model_version = alias_version(client, name, alias)
+    if model_version is None:
         raise DriftReferenceError(
-            f"cannot resolve models:/{name}@{alias} in {shown}: {exc.message.splitlines()[0]}"
-        ) from exc
+            f"cannot resolve models:/{name}@{alias} in {shown}: no such registered model or alias"
+        )
     artifact = (model_version.tags or {}).get(TAG)
     if not artifact:
         raise DriftReferenceError(
@@ -71,18 +69,3 @@ def load_reference(registry_uri: str, name: str, alias: str) -> dict[str, Any]:
         reference = json.loads(Path(local).read_text())
     reference.setdefault("model", {"name": name, "version": str(model_version.version)})
     return reference
-
-
-def predict_with_version(registry_uri: str, model_uri: str, images: Any) -> Any:
-    """(N, 10) probabilities of a registered version for uint8/float (N, 28, 28) images.
-
-    Loaded the way the server loads it (:func:`mnist_pipeline.serving.model.load_keras_model`:
-    the project's pyfunc or a plain Keras flavor), so the reference is what serving sees.
-    """
-    import numpy as np
-
-    from mnist_pipeline.serving.model import load_keras_model
-
-    model = load_keras_model(model_uri, registry_uri)
-    batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
-    return np.asarray(model.predict(batch, batch_size=512, verbose=0), dtype=np.float32)

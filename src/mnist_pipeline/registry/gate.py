@@ -12,22 +12,11 @@ from typing import Any
 
 
 class GateConfigError(ValueError):
-    """Gate parameters that cannot be applied."""
+    """Gate parameters that cannot be applied to the candidate (a metric it does not have)."""
 
 
 class GateRefusedError(RuntimeError):
     """The candidate did not pass the gate in ``enabled`` mode: nothing was promoted."""
-
-
-def _check_params(params: Mapping[str, Any]) -> tuple[str, str, float, float]:
-    """The gate's parameters, checked by their one schema (:class:`~.schemas.Gate`)."""
-    from mnist_pipeline.parameters import ParametersError, check, schemas
-
-    try:
-        gate = check(schemas.Gate, params, "promotion.gate")
-    except ParametersError as exc:
-        raise GateConfigError(str(exc)) from None
-    return gate.mode, gate.metric, gate.min_accuracy, gate.tolerance
 
 
 def decide(
@@ -40,15 +29,17 @@ def decide(
     Args:
         candidate: the candidate's metrics (must hold ``params["metric"]``).
         champion: the champion's metrics, or ``None`` when there is no champion yet.
-        params: ``promotion.gate``: ``mode`` (enabled | dry_run | disabled), ``metric``,
-            ``min_accuracy``, ``tolerance`` (how much worse than the champion the candidate
-            may be), ``fail_run_on_refusal``.
+        params: ``promotion.gate`` (checked before the run by its schema,
+            :class:`mnist_pipeline.parameters.schemas.Gate`): ``mode`` (enabled | dry_run |
+            disabled), ``metric``, ``min_accuracy``, ``tolerance`` (how much worse than the
+            champion the candidate may be), ``fail_run_on_refusal``.
 
     Returns:
         ``{"mode", "passed", "promote", "reasons", "checks", "metric", "candidate",
         "champion"}``; ``checks`` lists each comparison with its numbers.
     """
-    mode, metric, min_value, tolerance = _check_params(params)
+    mode, metric = params["mode"], params["metric"]
+    min_value, tolerance = float(params["min_accuracy"]), float(params["tolerance"])
     if metric not in candidate:
         raise GateConfigError(
             f"the candidate has no metric {metric!r} (has: {sorted(candidate)}); "

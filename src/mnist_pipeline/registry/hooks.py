@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from mnist_pipeline.redaction import redact, redact_values
 from mnist_pipeline.registry.config import (
     Workspace,
     absolute_store_uri,
     ensure_local_store,
-    redact_uri,
-    redact_values,
     scheme_of,
 )
-from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable
+from mnist_pipeline.registry.store import RegistryUnreachableError, check_reachable, git_commit
 
 _MLFLOW_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
@@ -98,7 +98,7 @@ class RedactedParamsHook:
             texts = [mlflow.get_tracking_uri(), repr(catalog.load("parameters"))]
         except Exception:  # no parameters: nothing to look at
             texts = [mlflow.get_tracking_uri()]
-        if any(redact_uri(text) != text for text in texts):
+        if any(redact(text) != text for text in texts):
             os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
     @hook_impl(tryfirst=True)
@@ -130,8 +130,6 @@ class MlflowRunHook:
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        from mnist_pipeline.run_summary import run_label
-
         run = getattr(getattr(self._mlflow_config, "tracking", None), "run", None)
         if run is not None and not run.name:
             run.name = run_label(run_params)
@@ -161,12 +159,30 @@ def tracking_location() -> str | None:
     """``run <name> (<id>) in <store>`` of the active MLflow run, or ``None`` without one."""
     import mlflow
 
-    from mnist_pipeline.registry.config import redact_uri
-
     active = mlflow.active_run()
     if active is None:
         return None
     return (
         f"run '{active.info.run_name}' ({active.info.run_id}) in "
-        f"{redact_uri(mlflow.get_tracking_uri())}"
+        f"{redact(mlflow.get_tracking_uri())}"
     )
+
+
+LIFECYCLE = "lifecycle"  # what __default__ is called in run names and the summary
+
+
+def short_commit(project_path: Any = None) -> str:
+    """The checked-out commit, abbreviated (``+dirty`` kept), or ``unknown``."""
+    commit = git_commit(project_path)
+    head, _, dirty = commit.partition("+")
+    return head[:7] + (f"+{dirty}" if dirty else "") if head != "unknown" else head
+
+
+def run_label(run_params: Mapping[str, Any]) -> str:
+    """``azure · lifecycle · 1a2b3c4``: environment, pipeline(s), commit."""
+    names = run_params.get("pipeline_names") or run_params.get("pipeline_name") or []
+    if isinstance(names, str):
+        names = [names]
+    pipeline = "+".join(LIFECYCLE if n == "__default__" else n for n in names) or LIFECYCLE
+    env = run_params.get("env") or "local"
+    return f"{env} · {pipeline} · {short_commit(run_params.get('project_path'))}"

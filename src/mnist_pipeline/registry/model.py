@@ -1,23 +1,8 @@
-"""The model as it is logged and registered: a self-contained MLflow pyfunc (models-from-code).
-
-**The contract** (see ``docs/serving.md``): ``mlflow.pyfunc.load_model(uri).predict(images)``
-takes float32 images as MNIST stores them — 28 × 28 grayscale, pixel values 0–255, shape
-(N, 28, 28) — and returns a float32 NumPy array (N, 10) of class probabilities. No caller
-rescales: the Keras model's first layer is ``Rescaling(1/255)``.
-
-**Self-contained**: the logged model holds the Keras file, its code
-(:mod:`mnist_pipeline.registry.pyfunc_model`, run by MLflow at load time, nothing pickled) and
-``code/image_contract.py`` — the very file the project imports as
-:mod:`mnist_pipeline.image_contract`, copied at logging time, so the contract exists once. It
-loads with only its own pinned requirements (:func:`pip_requirements`), without this project.
-
-**Signature**: input ``TensorSpec(float32, (-1, 28, 28))``, output
-``TensorSpec(float32, (-1, 10))``, plus an input example (three real test images). That is what
-MLflow's scoring server enforces (rank and dtype) and what Unity Catalog requires. DataFrame
-bodies (``dataframe_split``/``dataframe_records``) carry one column ``image`` whose cells hold
-the 784 pixels flattened row-major; MLflow reshapes them to (N, 28, 28). The channel-axis form
-(N, 28, 28, 1) and uint8 arrays are accepted by :func:`predict` below and by ``kedro serve``,
-not by MLflow's own signature check.
+"""The model as it is logged and registered: a self-contained MLflow pyfunc (models-from-code)
+that takes (N, 28, 28) float32 images as MNIST stores them (0–255, rescaled inside the model) and
+returns (N, 10) probabilities; it carries its code and ``code/image_contract.py`` and loads with
+its own pinned requirements (:func:`pip_requirements`). Contract and signature: docs/serving.md
+and docs/promotion.md.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mnist_pipeline.image_contract import DATAFRAME_COLUMN, IMAGE_PIXELS, MAX_PIXEL, NUM_CLASSES
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import store
-from mnist_pipeline.registry.config import Workspace, redact_uri
+from mnist_pipeline.registry.config import Workspace
 
 ARTIFACT_FILE = "model_card.md"
 DEPLOY_MARKER = "<!-- deploy-validation -->"
@@ -146,15 +147,14 @@ def render(
                 (
                     "sandbox version",
                     f"`{candidate.get('model_name')}` v{candidate.get('version')} in "
-                    f"`{redact_uri(str(candidate.get('registry_uri', '')))}`",
+                    f"`{redact(str(candidate.get('registry_uri', '')))}`",
                 ),
                 ("source run", f"`{candidate.get('run_id')}`"),
                 ("git commit", f"`{tags.get('git_commit', 'unknown')}`"),
                 ("model fingerprint (sha256)", f"`{candidate.get('model_sha256')}`"),
                 (
                     "production version",
-                    f"`{name}` v{version} in "
-                    f"`{redact_uri(str(production.get('registry_uri', '')))}`",
+                    f"`{name}` v{version} in `{redact(str(production.get('registry_uri', '')))}`",
                 ),
                 ("promotion", str(promotion.get("message") or promotion.get("action"))),
             ],

@@ -1,23 +1,9 @@
-"""The model's own fresh environment: built once, cached, and used to predict like a server would.
-
-MLflow's serving platforms (``mlflow models serve`` with its default environment manager,
-``mlflow models build-docker``, Databricks Model Serving) build an environment from the
-model's ``python_env.yaml`` + ``requirements.txt`` alone and load the model there. This module
-does the same for the deploy pipeline and the tests:
-
-* :func:`build` (``make model-env``, part of ``make install``/``make test``) creates that
-  environment with ``uv`` under :func:`env_root` (``MLFLOW_ENV_ROOT``, default the git-ignored
-  ``.mlflow-envs/``). MLflow names an environment after a hash of the Python version, the build
-  tools and the requirements — not of the model — so every model this project logs
-  (:func:`mnist_pipeline.registry.model.pip_requirements`) reuses it.
-* :func:`predict_in_fresh_env` loads a downloaded model with that environment's own
-  interpreter and predicts, with the script ``mlflow models predict`` runs there
-  (``mlflow.pyfunc._mlflow_pyfunc_backend_predict``), from an empty folder and without
-  ``PYTHONPATH``. Not ``mlflow models predict`` itself: in MLflow 3 it ignores
-  ``MLFLOW_ENV_ROOT`` and builds a new environment under a temporary root on every call
-  (``python_api.predict`` passes ``create_env_root_dir=True``), and then compiles
-  TensorFlow's bytecode on its first import there: about 47 s a call here, against 13 s in
-  the cached environment.
+"""The model's own fresh environment, built from its ``python_env.yaml`` + ``requirements.txt``
+alone as MLflow's serving platforms build it (:func:`build`, cached under :func:`env_root`), and
+used to predict the way ``mlflow models predict`` does there (:func:`predict_in_fresh_env`; why
+not that command itself: docs/serving.md). Both rely on MLflow internals (how it names an
+environment, the script it runs there), so :func:`env_dir` refuses an MLflow outside
+:data:`SUPPORTED_MLFLOW` by name.
 """
 
 from __future__ import annotations
@@ -34,11 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.versions import require
+
 ENV_MANAGER = "uv"
 DEFAULT_ENV_ROOT = ".mlflow-envs"
 PREDICT_TIMEOUT_S = 600.0
 # What `mlflow models predict` runs inside the model's environment.
 PREDICT_MODULE = "mlflow.pyfunc._mlflow_pyfunc_backend_predict"
+# The MLflow releases whose private environment naming and predict script this module uses,
+# [lowest, highest): tested with 3.17 (requirements.lock and the Databricks clusters' lock).
+SUPPORTED_MLFLOW = ("3.17", "3.18")
 MLFLOW = (sys.executable, "-m", "mlflow")
 
 
@@ -76,6 +67,9 @@ def tool_env(root: Path) -> dict[str, str]:
 
 def env_dir(model_dir: Path, root: Path) -> Path:
     """The environment MLflow uses for the model in ``model_dir`` (it may not exist yet)."""
+    import mlflow
+
+    require("mlflow", mlflow.__version__, SUPPORTED_MLFLOW, user=__name__)
     from mlflow.utils.virtualenv import _get_python_env, _get_virtualenv_name
 
     return root / _get_virtualenv_name(_get_python_env(model_dir), model_dir)

@@ -17,23 +17,24 @@ from typing import Any
 
 import numpy as np
 
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import store
-from mnist_pipeline.registry.config import RegistryConfigError, Workspace, redact_uri
+from mnist_pipeline.registry.config import RegistryConfigError, Workspace
 
 
 def lineage_tags(source: Workspace, candidate: Mapping[str, Any]) -> dict[str, str]:
     """Tags that say where a production version came from (no credentials: URIs redacted)."""
     tags = {
         store.TAG_SOURCE_KEY: store.source_key(source, candidate["version"]),
-        "lineage.source_registry_uri": redact_uri(source.registry_uri),
-        "lineage.source_tracking_uri": redact_uri(source.tracking_uri),
+        "lineage.source_registry_uri": redact(source.registry_uri),
+        "lineage.source_tracking_uri": redact(source.tracking_uri),
         "lineage.source_model_name": source.model_name,
         "lineage.source_version": str(candidate["version"]),
         "lineage.source_run_id": str(candidate.get("run_id") or ""),
         "lineage.model_sha256": str(candidate.get("model_sha256") or ""),
     }
     for key, value in (candidate.get("tags") or {}).items():
-        tags[f"lineage.{key}"] = redact_uri(str(value))
+        tags[f"lineage.{key}"] = redact(str(value))
     for key, value in (candidate.get("metrics") or {}).items():
         tags[f"{store.METRIC_PREFIX}{key}"] = f"{float(value):.6f}"
     return tags
@@ -43,7 +44,7 @@ def check_distinct(source: Workspace, target: Workspace) -> None:
     """Refuse to promote a registry into itself (e.g. the lifecycle run with ``--env gcp``)."""
     if source.registry_uri == target.registry_uri:
         raise RegistryConfigError(
-            f"the sandbox and production registries are the same ({redact_uri(target.registry_uri)}"
+            f"the sandbox and production registries are the same ({redact(target.registry_uri)}"
             "): promotion copies between two workspaces; point promotion.production "
             "(MLFLOW_PRODUCTION_*) at the production registry, or run it from the sandbox env"
         )

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,17 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
-from mnist_pipeline.registry.config import Workspace, ensure_local_store, redact_uri
+from mnist_pipeline.redaction import first_line, redact
+from mnist_pipeline.registry.config import Workspace, ensure_local_store
 from mnist_pipeline.registry.model import (
     MODEL_FORMAT,
     load_classifier,
     log_classifier,
     predict_images,
 )
-from mnist_pipeline.registry.probe import bounded
+from mnist_pipeline.registry.probe import bounded, settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,11 @@ class RegistryError(RuntimeError):
 
 class RegistryUnreachableError(RegistryError):
     """The workspace's tracking store or registry did not answer."""
+
+
+class ModelResolutionError(RegistryError):
+    """The registry, the registered model or its alias could not be found or read, or a
+    version's files could not be downloaded."""
 
 
 class CopyMismatchError(RegistryError):
@@ -85,11 +93,6 @@ def client_for(workspace: Workspace) -> MlflowClient:
     return MlflowClient(tracking_uri=workspace.tracking_uri, registry_uri=workspace.registry_uri)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return redact_uri(text[0] if text else type(exc).__name__)[:500]
-
-
 def check_reachable(workspace: Workspace) -> MlflowClient:
     """Ask the tracking store and the registry one cheap question each, failing fast
     (retries and timeouts bounded by :func:`mnist_pipeline.registry.probe.bounded`).
@@ -101,25 +104,124 @@ def check_reachable(workspace: Workspace) -> MlflowClient:
         client = client_for(workspace)
     except Exception as exc:  # a URI no MLflow store understands
         raise RegistryUnreachableError(
-            f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} cannot be "
-            f"opened ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
+            f"{workspace.label} tracking store {redact(workspace.tracking_uri)} cannot be "
+            f"opened ({type(exc).__name__}: {first_line(exc)}); nothing was changed"
         ) from None
+    questions = (
+        ("tracking store", workspace.tracking_uri, client.search_experiments),
+        ("model registry", workspace.registry_uri, client.search_registered_models),
+    )
     with bounded():
-        try:
-            client.search_experiments(max_results=1)
-        except Exception as exc:
-            raise RegistryUnreachableError(
-                f"{workspace.label} tracking store {redact_uri(workspace.tracking_uri)} is "
-                f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
-            ) from None  # MLflow's own message may hold the URI's password
-        try:
-            client.search_registered_models(max_results=1)
-        except Exception as exc:
-            raise RegistryUnreachableError(
-                f"{workspace.label} model registry {redact_uri(workspace.registry_uri)} is "
-                f"unreachable ({type(exc).__name__}: {_first_line(exc)}); nothing was changed"
-            ) from None  # MLflow's own message may hold the URI's password
+        for what, uri, ask in questions:
+            try:
+                ask(max_results=1)
+            except Exception as exc:
+                raise RegistryUnreachableError(
+                    f"{workspace.label} {what} {redact(uri)} is unreachable "
+                    f"({type(exc).__name__}: {first_line(exc)}); nothing was changed"
+                ) from None  # MLflow's own message may hold the URI's password
     return client
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """One registered model version, pinned (an alias can move; a version cannot).
+
+    Attributes:
+        name: registered model name.
+        alias: the alias it was resolved from (``production``).
+        version: the registered version the alias pointed at.
+        registry_uri: the registry, with any password removed.
+        source: where the version's files live (as the registry reports it).
+        run_id: the run that logged it, if any.
+    """
+
+    name: str
+    alias: str
+    version: str
+    registry_uri: str
+    source: str = ""
+    run_id: str | None = None
+
+    @property
+    def model_uri(self) -> str:
+        """``models:/<name>/<version>``: the pinned URI to load and serve."""
+        return f"models:/{self.name}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "model_uri": self.model_uri}
+
+
+def resolve_alias(name: str, alias: str, registry_uri: str) -> ModelReference:
+    """The version ``models:/<name>@<alias>`` points at in ``registry_uri``, pinned.
+
+    The registry is asked one cheap question first (bounded retries and timeout,
+    :mod:`.probe`), so an unreachable registry is told apart from a model never promoted.
+
+    Raises:
+        ModelResolutionError: the registry cannot be reached, the model does not exist, or
+            no version carries the alias.
+    """
+    shown = redact(registry_uri)
+    timeout_s, retries = settings()
+    try:
+        client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+        with bounded():
+            client.search_registered_models(max_results=1)
+    except Exception as exc:  # a garbage URI, a closed port, a server that never answers
+        raise ModelResolutionError(
+            f"the registry {shown} is unreachable ({retries + 1} attempts, {timeout_s} s "
+            f"timeout each): {type(exc).__name__}: {first_line(exc)}"
+        ) from None  # MLflow's own message may hold the URI's password
+    try:
+        with bounded():
+            version = alias_version(client, name, alias)
+    except Exception as exc:  # connection errors, unreadable stores
+        raise ModelResolutionError(
+            f"cannot read the registry {shown} to resolve models:/{name}@{alias}: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    if version is None:
+        raise ModelResolutionError(
+            f"cannot resolve models:/{name}@{alias} in the registry {shown}: no registered "
+            f"model {name!r} with alias {alias!r}. Is the model promoted?"
+        )
+    return ModelReference(
+        name=name,
+        alias=alias,
+        version=str(version.version),
+        registry_uri=shown,
+        source=str(version.source or ""),
+        run_id=version.run_id,
+    )
+
+
+def download_model(
+    model_uri: str, dst: Path, registry_uri: str | None, tracking_uri: str | None = None
+) -> Path:
+    """Download a model's files (its MLflow model folder) into ``dst``; the local folder.
+
+    Args:
+        model_uri: ``models:/<name>/<version>``, ``models:/<name>@<alias>``, a ``runs:/``
+            URI or a local model folder.
+        registry_uri: the registry to read it from (None: MLflow's current one).
+        tracking_uri: its tracking store, where it is not the registry (Databricks tracks
+            to ``databricks`` and registers in ``databricks-uc``).
+
+    Raises:
+        ModelResolutionError: the model's files cannot be downloaded.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    pointed = uris(tracking_uri or registry_uri, registry_uri) if registry_uri else None
+    try:
+        with pointed or contextlib.nullcontext():
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
+    except Exception as exc:
+        raise ModelResolutionError(
+            f"cannot download {model_uri} from the registry {redact(registry_uri)}: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        ) from exc
+    return Path(local)
 
 
 def keras_fingerprint(keras_model: Any) -> str:
@@ -188,17 +290,20 @@ MODEL_DESCRIPTION = (
 )
 
 
-def _ensure_registered_model(client: MlflowClient, name: str) -> None:
-    from mlflow.exceptions import MlflowException
+def _created(create: Callable[[], Any]) -> None:
+    """Run ``create``; one a concurrent run made in between is fine."""
+    try:
+        create()
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
     try:
         model = client.get_registered_model(name)
     except MlflowException:
-        try:
-            client.create_registered_model(name, description=MODEL_DESCRIPTION)
-        except MlflowException as exc:  # a concurrent run created it in between: fine
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
+        _created(lambda: client.create_registered_model(name, description=MODEL_DESCRIPTION))
         return
     if not model.description:  # created before the project described it
         client.update_registered_model(name, description=MODEL_DESCRIPTION)
@@ -206,8 +311,6 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version ``alias`` points at, or ``None`` (no such model or alias)."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -290,8 +393,8 @@ def register_candidate(
         reused = str(winner.version) != str(version.version)  # a concurrent run's version
         version = winner
     return {
-        "tracking_uri": redact_uri(tracking_uri),
-        "registry_uri": redact_uri(registry_uri),
+        "tracking_uri": redact(tracking_uri),
+        "registry_uri": redact(registry_uri),
         "model_name": model_name,
         "version": str(version.version),
         "run_id": version.run_id,
@@ -317,8 +420,6 @@ def _upsert(write: Callable[[], None], what: str) -> None:
     constraint failed: registered_model_aliases``). The row exists by then, so the same
     write again takes the update path: the last writer wins, as for a row that existed.
     """
-    from mlflow.exceptions import MlflowException
-
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
             write()
@@ -348,7 +449,7 @@ def set_version_tag(client: MlflowClient, name: str, version: str, key: str, val
 
 def source_key(source: Workspace, version: str) -> str:
     """What identifies a source version across registries: registry, name and version."""
-    return f"{redact_uri(source.registry_uri)}#{source.model_name}/{version}"
+    return f"{redact(source.registry_uri)}#{source.model_name}/{version}"
 
 
 def find_copy(client: MlflowClient, target: Workspace, key: str) -> ModelVersion | None:
@@ -359,19 +460,12 @@ def find_copy(client: MlflowClient, target: Workspace, key: str) -> ModelVersion
 
 def _ensure_experiment(client: MlflowClient, target: Workspace) -> str:
     """The id of the target's experiment for copies, created if missing (race-safe)."""
-    from mlflow.exceptions import MlflowException
-
     experiment = client.get_experiment_by_name(target.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(
-            target.experiment, artifact_location=target.artifact_location
-        )
-    except MlflowException as exc:  # a concurrent promotion created it in between
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        return client.get_experiment_by_name(target.experiment).experiment_id
+    if experiment is None:
+        location = target.artifact_location
+        _created(lambda: client.create_experiment(target.experiment, artifact_location=location))
+        experiment = client.get_experiment_by_name(target.experiment)
+    return experiment.experiment_id
 
 
 def copy_version(
@@ -385,10 +479,12 @@ def copy_version(
     """
     client = client_for(target)
     with tempfile.TemporaryDirectory(prefix="mnist-promotion-") as tmp:
-        with using(source):
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{source.model_name}/{source_version}", dst_path=tmp
-            )
+        local = download_model(
+            f"models:/{source.model_name}/{source_version}",
+            Path(tmp),
+            source.registry_uri,
+            source.tracking_uri,
+        )
         # The source registry's own bookkeeping names the source model: not part of the copy.
         with contextlib.suppress(FileNotFoundError):
             Path(local, "registered_model_meta").unlink()
@@ -397,7 +493,7 @@ def copy_version(
             experiment_id, run_name=f"copy-of-{source.model_name}-v{source_version}", tags=lineage
         )
         try:
-            client.log_artifacts(run.info.run_id, local, artifact_path="model")
+            client.log_artifacts(run.info.run_id, str(local), artifact_path="model")
         except Exception:
             client.set_terminated(run.info.run_id, status="FAILED")
             raise
@@ -448,15 +544,6 @@ def tag_active_run(tags: Mapping[str, Any]) -> None:
 def get_version(workspace: Workspace, version: str) -> ModelVersion:
     """The registered version ``version`` of ``workspace.model_name`` (tags, run id...)."""
     return client_for(workspace).get_model_version(workspace.model_name, str(version))
-
-
-def download_version(workspace: Workspace, version: str, dst: Path) -> Path:
-    """Download ``models:/<name>/<version>`` from ``workspace`` into ``dst``; the model folder."""
-    with using(workspace):
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{workspace.model_name}/{version}", dst_path=str(dst)
-        )
-    return Path(local)
 
 
 def publish_model_card(

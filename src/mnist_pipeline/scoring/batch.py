@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from mnist_pipeline.image_contract import NUM_CLASSES
-from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES, image_summaries
+from mnist_pipeline.image_summaries import SUMMARY_FEATURES, image_summaries
 
 from .inputs import InputItem, ScoredInput, read_item
 from .output import SCORES_SCHEMA, write_part

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fsspec.core import url_to_fs
 
+from mnist_pipeline import storage
 from mnist_pipeline.client.image import ImageReadError, load_mnist_image
-from mnist_pipeline.datasets.image_shards import MANIFEST, read_image_shards, read_manifest
+from mnist_pipeline.datasets.image_shards import read_image_shards, read_manifest
 from mnist_pipeline.image_contract import MAX_PIXEL
 from mnist_pipeline.storage import storage_errors
 
@@ -70,13 +69,8 @@ class ScoredInput:
     error: str | None = None
 
 
-def _is_local(fs: Any) -> bool:
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocols or "local" in protocols
-
-
 def _full_uri(fs: Any, path: str, original: str) -> str:
-    if _is_local(fs):
+    if storage.is_local(original):
         return os.path.abspath(path)  # executors do not share the driver's working directory
     protocol = original.split("://", 1)[0] if "://" in original else ""
     return fs.unstrip_protocol(path) if not protocol else f"{protocol}://{path}"
@@ -110,9 +104,9 @@ def list_inputs(
 
 
 def _list_inputs(uri: str, options: dict[str, Any], kind: str) -> list[InputItem]:
-    fs, root = url_to_fs(uri, **options)
+    fs, root = storage.filesystem(uri, options)
     is_glob = any(char in root for char in "*?[")
-    has_manifest = not is_glob and fs.isfile(posixpath.join(root, MANIFEST))
+    has_manifest = not is_glob and fs.isfile(posixpath.join(root, storage.MANIFEST))
     if kind == "shards" or (kind == "auto" and has_manifest):
         try:
             manifest = read_manifest(uri, options)
@@ -163,16 +157,11 @@ def read_item(
 
 
 def _read_image_file(uri: str, options: dict[str, Any]) -> np.ndarray:
-    fs, path = url_to_fs(uri, **options)
-    if _is_local(fs):
-        return load_mnist_image(path)
-    suffix = posixpath.splitext(path)[1]
-    with tempfile.NamedTemporaryFile(suffix=suffix) as local:
-        fs.get_file(path, local.name)
+    with storage.local_copy(uri, options) as local:
         try:
-            return load_mnist_image(local.name)
+            return load_mnist_image(local)
         except ImageReadError as exc:  # name the remote file, not the temporary copy
-            raise ImageReadError(str(exc).replace(local.name, uri)) from exc
+            raise ImageReadError(str(exc).replace(local, uri)) from exc
 
 
 def _read_shard(item: InputItem, options: dict[str, Any]) -> Iterator[ScoredInput]:

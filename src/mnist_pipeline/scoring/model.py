@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline.registry.store import resolve_alias
+
 _LOADED: dict[str, Any] = {}
 
 
@@ -46,9 +48,7 @@ class PinnedModel:
 
 def pin_model(name: str, alias: str, registry_uri: str) -> PinnedModel:
     """Resolve ``models:/<name>@<alias>`` in ``registry_uri`` to one version."""
-    from mnist_pipeline.serving.model import resolve_model
-
-    reference = resolve_model(name, alias, registry_uri)
+    reference = resolve_alias(name, alias, registry_uri)
     return PinnedModel(
         name=reference.name,
         alias=alias,
@@ -56,26 +56,6 @@ def pin_model(name: str, alias: str, registry_uri: str) -> PinnedModel:
         model_uri=reference.model_uri,
         registry_uri=reference.registry_uri,
     )
-
-
-def download_model(model_uri: str, registry_uri: str | None, folder: Path) -> Path:
-    """Download a model's files (the MLflow model folder) into ``folder``."""
-    import mlflow
-
-    from mnist_pipeline.serving.model import ModelResolutionError, redact_uri, registry
-
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with registry(registry_uri):
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri, dst_path=str(folder)
-            )
-    except Exception as exc:
-        raise ModelResolutionError(
-            f"cannot download {model_uri} from the registry {redact_uri(registry_uri or '')}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    return Path(local)
 
 
 def archive_model(model_dir: Path, folder: Path, label: str) -> Path:

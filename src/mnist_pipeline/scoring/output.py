@@ -1,51 +1,24 @@
-"""Batch scores as Parquet through fsspec: per-partition files, then a manifest written last.
-
-Layout of an output folder (local, ``gs://``, ``abfs://``...)::
-
-    batch_scores/
-        part-00000-<job>.parquet    one file per Spark partition, written by its executor
-        part-00001-<job>.parquet
-        _manifest.json              written last by the driver: the files, counts, model
-
-**Atomicity.** The manifest is what makes an output complete; readers
-(:func:`read_scores`) read only the files it lists. Each job writes its parts under its
-own ``<job>`` token, so a running or failed job never touches the files of the
-previous complete output; the manifest is swapped in with one rename (local) or one
-object PUT (object stores), and only then are the files of the output it replaced removed.
-A failed job removes its own parts (best effort); whatever it leaves is listed in no manifest.
-
-**Only its own files.** A job deletes nothing but the part files listed in the manifest it
-replaces (written by an earlier job of this project) and its own parts when it fails: any
-other file in the folder (``part-0000.csv``, ``part-of-report.md``, a failed job's leftovers
-whose cleanup also failed) is left alone.
-
-**One job per output at a time: the second is refused.** A job remembers which output it
-started over (the manifest's ``job``, or none); if another job committed to the same folder
-meanwhile, its commit is refused (:class:`ConcurrentOutputError`), its parts are removed, and
-the other job's output stands. Two commits in the very same instant cannot both be seen: the
-last manifest wins, and it still lists only files that exist, because a job deletes only the
-files of the manifest it replaced, never those of a job that committed after it started.
+"""Batch scores as Parquet through fsspec: per-partition files of one job, then a manifest written
+last that makes the output complete; a job deletes only the files of the manifest it replaces (and
+its own on failure), and a job whose output another job replaced meanwhile is refused
+(:class:`ConcurrentOutputError`). Layout, guarantees: docs/operations.md, "Batch scoring on Spark".
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import posixpath
 import re
-import tempfile
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.core import url_to_fs
 
-from mnist_pipeline.monitoring.summaries import SUMMARY_FEATURES
-from mnist_pipeline.storage import join, read_json, storage_errors
+from mnist_pipeline import storage
+from mnist_pipeline.image_summaries import SUMMARY_FEATURES
+from mnist_pipeline.storage import MANIFEST, storage_errors
 
-MANIFEST = "_manifest.json"
 FORMAT = "mnist-batch-scores/1"
 PART = re.compile(r"part-\d{5}-[^/]+\.parquet")  # part_name(); nothing else is ever deleted
 OUTPUT_SETTING = "batch_scoring.output.path (BATCH_SCORING_OUTPUT) and its storage_options"
@@ -88,7 +61,7 @@ def check_output(folder: str, storage_options: dict[str, Any] | None = None) -> 
             naming the setting.
     """
     with storage_errors(folder, OUTPUT_SETTING, storage_options, action="prepare the output"):
-        fs, root = url_to_fs(folder, **(storage_options or {}))
+        fs, root = storage.filesystem(folder, storage_options)
         if fs.isfile(root):
             raise ScoringOutputError(
                 f"batch_scoring.output.path: {folder} is a file; the output is a folder (or "
@@ -100,13 +73,8 @@ def check_output(folder: str, storage_options: dict[str, Any] | None = None) -> 
 
 def current_manifest(folder: str, storage_options: dict[str, Any] | None = None) -> dict | None:
     """The manifest in ``folder`` now, or None."""
-    manifest = read_json(join(folder, MANIFEST), storage_options)
+    manifest = storage.read_json(storage.join(folder, MANIFEST), storage_options)
     return manifest if isinstance(manifest, dict) else None
-
-
-def absolute_uri(uri: str) -> str:
-    """``uri`` with a local path made absolute (executors do not share the driver's cwd)."""
-    return uri if "://" in uri else os.path.abspath(uri)
 
 
 def part_name(job: str, partition: int) -> str:
@@ -120,7 +88,7 @@ def write_part(
     storage_options: dict[str, Any] | None = None,
 ) -> int:
     """Stream ``tables`` into ``folder/name`` (one Parquet file); the number of rows."""
-    fs, root = url_to_fs(folder, **(storage_options or {}))
+    fs, root = storage.filesystem(folder, storage_options)
     fs.makedirs(root, exist_ok=True)
     rows = 0
     with (
@@ -150,7 +118,7 @@ def commit(
     Raises:
         ConcurrentOutputError: another job committed to ``folder`` since this one started.
     """
-    fs, root = url_to_fs(folder, **(storage_options or {}))
+    fs, root = storage.filesystem(folder, storage_options)
     now = current_manifest(folder, storage_options)
     if replaces is not _NOW and _job(now) != _job(replaces):
         raise ConcurrentOutputError(
@@ -159,17 +127,7 @@ def commit(
             "are removed). Run one job per output at a time, or give each its own "
             "batch_scoring.output.path"
         )
-    payload = json.dumps({"format": FORMAT, **manifest}, indent=2).encode()
-    target = posixpath.join(root, MANIFEST)
-    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    if "file" in protocols or "local" in protocols:
-        handle, tmp = tempfile.mkstemp(prefix=".manifest.", dir=root)
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    else:
-        fs.pipe_file(target, payload)  # one PUT: the object appears whole or not at all
+    storage.commit_manifest(folder, {"format": FORMAT, **manifest}, storage_options)
     keep = {entry["file"] for entry in manifest["files"]}
     for entry in (now or {}).get("files", []):
         name = str(entry.get("file", ""))
@@ -185,7 +143,7 @@ def _job(manifest: dict[str, Any] | None) -> str | None:
 def abort(folder: str, job: str, storage_options: dict[str, Any] | None = None) -> None:
     """Remove a failed job's parts (best effort: they are in no manifest anyway)."""
     try:
-        fs, root = url_to_fs(folder, **(storage_options or {}))
+        fs, root = storage.filesystem(folder, storage_options)
         for path in fs.glob(posixpath.join(root, f"part-*-{job}.parquet")):
             fs.rm(path)
     except Exception:
@@ -198,22 +156,19 @@ def read_manifest(folder: str, storage_options: dict[str, Any] | None = None) ->
     Raises:
         ScoresNotFoundError: no manifest (never written, or the job failed).
     """
-    path = join(folder, MANIFEST)
-    manifest = read_json(path, storage_options)
-    if manifest is None:
+    try:
+        return storage.read_manifest(folder, storage_options, format=FORMAT)
+    except storage.ManifestError as exc:
         raise ScoresNotFoundError(
-            f"no complete batch-scoring output at {folder} (no {MANIFEST}): run "
-            "`kedro run --env gcp --pipelines batch_scoring` first, or the last run failed"
-        )
-    if manifest.get("format") != FORMAT:
-        raise ScoresNotFoundError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
-    return manifest
+            f"no complete batch-scoring output: {exc}. Run `kedro run --env gcp --pipelines "
+            "batch_scoring` first, or the last run failed"
+        ) from None
 
 
 def read_scores(folder: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
     """Every row of a complete output (only the files its manifest lists)."""
     manifest = read_manifest(folder, storage_options)
-    fs, root = url_to_fs(folder, **(storage_options or {}))
+    fs, root = storage.filesystem(folder, storage_options)
     tables = []
     for entry in manifest["files"]:
         with fs.open(posixpath.join(root, entry["file"]), "rb") as handle:

@@ -1,20 +1,8 @@
-"""The batch-scoring job on Spark: the one module that knows Spark's API for it.
-
-The driver turns the listed items into a DataFrame of paths (never pixels), spread over
-partitions; ``mapInPandas`` runs :func:`~.batch.score_partition` on each partition in the
-executors, which read through fsspec, score with the shipped pyfunc and write their own
-Parquet part; only each part's counts come back to the driver, which commits the
-manifest (:func:`~.output.commit`).
-
-Why ``mapInPandas`` around the pyfunc and not ``mlflow.pyfunc.spark_udf``: ``spark_udf``
-maps DataFrame columns onto the model's input schema and calls the model per Arrow
-batch, so the images would have to be decoded in an earlier stage, materialised as a
-784-float column and carried through Spark (about 3 kB per image instead of a path),
-and an unreadable file would have to become a null image the model then refuses. One
-``mapInPandas`` stage decodes, applies the MNIST convention, predicts and writes in the
-same Python worker, keeps unreadable inputs as error rows, and loads the same pyfunc
-(``mlflow.pyfunc.load_model``) once per worker. ``benchmarks/batch_scoring.py`` measures
-both.
+"""The batch-scoring job on Spark: the one module that knows Spark's API for it. The driver spreads
+the items' paths (never pixels) over partitions; one ``mapInPandas`` stage runs
+:func:`~.batch.score_partition` in the executors (read, convert, predict with the shipped pyfunc,
+write a Parquet part) and only counts come back for the manifest (:func:`~.output.commit`). Why
+``mapInPandas`` and not ``mlflow.pyfunc.spark_udf``: docs/operations.md.
 """
 
 from __future__ import annotations
@@ -27,12 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mnist_pipeline import storage
 from mnist_pipeline.image_contract import NUM_CLASSES
+from mnist_pipeline.registry.store import download_model
 
 from .batch import PartCounts, score_partition
 from .inputs import InputItem
-from .model import PinnedModel, archive_model, download_model, load_shipped_model
-from .output import abort, absolute_uri, check_output, commit, part_name
+from .model import PinnedModel, archive_model, load_shipped_model
+from .output import abort, check_output, commit, part_name
 
 ITEM_SCHEMA = "kind string, uri string, shard_index int, shard_count int, file string"
 COUNTS_SCHEMA = (
@@ -69,7 +59,7 @@ def ship_model(spark: Any, pinned: PinnedModel, registry_uri: str | None) -> str
     cache = Path(tempfile.gettempdir()) / "mnist-batch-models"
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="download-", dir=cache) as tmp:
-        model_dir = download_model(pinned.model_uri, registry_uri, Path(tmp) / "model")
+        model_dir = download_model(pinned.model_uri, Path(tmp) / "model", registry_uri)
         staged = archive_model(model_dir, Path(tmp), f"{pinned.name}-{pinned.version}")
         archive = cache / staged.name
         if not archive.is_file():
@@ -98,7 +88,7 @@ def run_scoring_job(
     complete from this job. A job that another job's commit overtook is refused
     (:class:`~.output.ConcurrentOutputError`).
     """
-    output = absolute_uri(output)
+    output = storage.absolute(output)
     job = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     partitions = num_partitions(spark, items, images_per_partition)

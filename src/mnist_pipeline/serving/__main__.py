@@ -9,14 +9,17 @@ variable), never from the command line.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import shutil
 import signal
 import sys
+from typing import Any
+
+from pydantic import BaseModel
 
 from mnist_pipeline.errors import expected_failure
+from mnist_pipeline.parameters import check
 from mnist_pipeline.processes import watch_parent
 
 from .guards import SERVER_TOKEN_ENV
@@ -45,8 +48,21 @@ def _port(text: str) -> int:
     return port
 
 
+def _options(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, Any]]:
+    """``--option`` → (field, default) for each field of ``model`` but host and port; a nested
+    model's fields are ``--<name>-<field>`` (``--inference-log-path``), as
+    :meth:`~.server.ServerSettings.cli_args` writes them."""
+    options = {}
+    for name, field in model.model_fields.items():
+        if isinstance(field.default, BaseModel):
+            options |= _options(type(field.default), f"{prefix}{name}.")
+        elif name not in ("host", "port", "storage_options"):
+            option = f"--{prefix}{name}".replace("_", "-").replace(".", "-")
+            options[option] = (f"{prefix}{name}", field.default)
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
-    defaults = ServerSettings()
     parser = argparse.ArgumentParser(
         prog="python -m mnist_pipeline.serving",
         description="Serve a registered MNIST Keras model over TensorFlow Serving's REST API.",
@@ -54,15 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", required=True, help="e.g. models:/mnist_cnn@production")
     parser.add_argument("--registry-uri", default=None, help="MLflow registry (and tracking) URI")
     parser.add_argument("--host", default=LOOPBACK, help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=defaults.port, help="0: any free port")
-    for setting in dataclasses.fields(ServerSettings):
-        if setting.name in ("host", "port"):
-            continue
-        option, default = f"--{setting.name.replace('_', '-')}", getattr(defaults, setting.name)
+    parser.add_argument(
+        "--port", type=_port, default=ServerSettings().port, help="0: any free port"
+    )
+    options = _options(ServerSettings)
+    for option, (name, default) in options.items():
         if isinstance(default, bool):
-            parser.add_argument(option, action="store_true")
+            parser.add_argument(option, dest=name, action="store_true")
         else:
-            parser.add_argument(option, type=type(default), default=default)
+            parser.add_argument(option, dest=name, type=type(default), default=default)
     parser.add_argument(
         "--token-env",
         default=SERVER_TOKEN_ENV,
@@ -76,17 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.parent_fd is not None:  # started by ServerProcess: stop when it dies
         watch_parent(args.parent_fd, lambda: _orphaned(args.orphan_cleanup))
-    settings = ServerSettings(
-        **{
-            setting.name: getattr(args, setting.name)
-            for setting in dataclasses.fields(ServerSettings)
-        }
-    )
+    values: dict[str, Any] = {"host": args.host, "port": args.port}
+    for name, _ in options.values():
+        group, _, key = name.rpartition(".")
+        (values.setdefault(group, {}) if group else values)[key] = getattr(args, name)
     try:
         run_server(
             args.model_uri,
             args.registry_uri,
-            settings,
+            check(ServerSettings, values, "serving"),
             ready_file=args.ready_file,
             token_env=args.token_env,
         )

@@ -1,24 +1,14 @@
-"""The HTTP application: TensorFlow Serving's REST API (plus MLflow/Databricks paths).
-
-Routes
-------
-``POST /v1/models/<name>:predict``                 TensorFlow Serving
-``POST /invocations``                              ``mlflow models serve``
-``POST /serving-endpoints/<name>/invocations``     Databricks model serving
-``GET  /v1/models/<name>``                         model status (version, state)
-``GET  /health``, ``GET /ping``                    liveness
-
-Bodies follow :mod:`mnist_pipeline.serving.contract`. Every refusal is a 4xx with
-``{"error": "<what was wrong>"}``; the server keeps serving. With a token (see
-:mod:`.guards`), predict and status routes need ``Authorization: Bearer <token>`` (401
-otherwise); liveness routes stay open. The status route shows no filesystem path.
+"""The HTTP application: TensorFlow Serving's REST API plus the ``mlflow models serve`` and
+Databricks paths, a status route (no filesystem path shown) and liveness routes (the route table:
+docs/serving.md). Bodies follow :mod:`.contract`; every refusal is a 4xx with ``{"error": ...}``
+and the server keeps serving; with a token (:mod:`.guards`) predict and status routes need
+``Authorization: Bearer <token>``, liveness stays open.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from mnist_pipeline.parameters.operations import Serving
 
 from .contract import (
     RequestError,
@@ -43,23 +35,6 @@ from .predictor import BatchingPredictor
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class ServingLimits:
-    """What one request may hold.
-
-    Attributes:
-        max_request_bytes: larger bodies are refused with 413 (read and discarded up to
-            :data:`DISCARD_BYTES` first, so that every client sees the 413).
-        max_batch_size: images per request; more is refused with 413.
-        max_json_depth: deepest nesting of JSON arrays/objects; deeper is refused with
-            400 before the body is decoded (far deeper than any request format needs).
-    """
-
-    max_request_bytes: int = 8 * 1024 * 1024
-    max_batch_size: int = 1024
-    max_json_depth: int = 32
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -115,7 +90,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def images_from_body(body: bytes, limits: ServingLimits) -> np.ndarray:
+def images_from_body(body: bytes, limits: Serving) -> np.ndarray:
     """The images of a request body, or :class:`RequestError` saying what is wrong with it.
 
     The plain row and columnar bodies of numbers take the fast path
@@ -160,7 +135,7 @@ def _not_served(endpoint: str, name: str) -> Response:
 def create_app(
     predictor: BatchingPredictor,
     model_info: dict[str, Any],
-    limits: ServingLimits | None = None,
+    limits: Serving | None = None,
     token: str | None = None,
     inference_log: InferenceLog | None = None,
 ) -> Starlette:
@@ -170,11 +145,12 @@ def create_app(
         predictor: the running model.
         model_info: at least ``name``; ``version``, ``model_uri`` and the like are
             shown by the status route (see :func:`public_model_info`).
-        limits: request size limits.
+        limits: the ``serving`` settings (``max_request_bytes``, ``max_batch_size``,
+            ``max_json_depth``).
         token: when set, predict and status routes need ``Authorization: Bearer <token>``.
         inference_log: records every answered prediction (never blocks; see its module).
     """
-    limits = limits or ServingLimits()
+    limits = limits or Serving()
     name = str(model_info.get("name", "model"))
     public_info = public_model_info(model_info)
 

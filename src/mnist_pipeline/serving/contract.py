@@ -1,21 +1,7 @@
-"""The REST request contract of the model server: MLflow's and TensorFlow Serving's bodies.
-
-Requests (``POST``), images as MNIST stores them (see :mod:`mnist_pipeline.image_contract`).
-The four bodies of MLflow's scoring server and Databricks Model Serving, which
-``mlflow models serve`` of the registered model answers the same way:
-
-* ``{"instances": [image, ...]}``: row format, each image 28 × 28 (or 28 × 28 × 1), pixel
-  values 0–255; an optional ``"signature_name"`` (only ``serving_default``);
-* ``{"inputs": images}``: columnar format, (28, 28), (N, 28, 28) or (N, 28, 28, 1), or
-  ``{"inputs": {"<input name>": images}}`` (one input);
-* ``{"dataframe_split": {"columns": ["image"], "data": [[pixels], ...]}}`` and
-* ``{"dataframe_records": [{"image": pixels}, ...]}``: one column ``image`` whose cells
-  hold the 784 pixels of an image flattened row-major (or 28 × 28 nested lists).
-
-Answer: ``{"predictions": [[10 probabilities], ...]}``, one row per image, in order.
-
-Anything else is refused with a :class:`RequestError` (HTTP 4xx) whose message says
-what was wrong; the error body ``{"error": "..."}`` carries it.
+"""The REST request contract of the model server: the four bodies of MLflow's scoring server and
+Databricks Model Serving (``instances``, ``inputs``, ``dataframe_split``, ``dataframe_records``),
+answered with ``{"predictions": [[10 probabilities], ...]}``; anything else is a
+:class:`RequestError` (4xx) saying what was wrong (docs/serving.md).
 """
 
 from __future__ import annotations

@@ -1,30 +1,14 @@
-"""What protects the model server from hostile or careless clients, below the routes.
-
-* **Who may ask**: an optional bearer token (:func:`server_token`, checked by the app);
-  a server bound to anything but loopback needs one, or an explicit
-  ``--allow-unauthenticated`` that is warned about loudly (:func:`check_exposure`).
-* **How deep a body may nest**: :func:`json_depth`, counted before the JSON is decoded,
-  so ``[`` × 100,000 is a 400 with a message, never a ``RecursionError``. (A plain array
-  body read by the app's fast path, :func:`~.contract.plain_images`, has its depth from its
-  shape; simdjson bounds the nesting it parses itself.)
-* **How long and how large headers and bodies may be**: :func:`guarded_protocol`.
-  uvicorn has no header or request-receipt timeout (``timeout_keep_alive`` only covers
-  idle connections between requests; ASGI middleware runs only once the headers are
-  parsed), and with httptools the header size cannot be configured. So the server runs
-  uvicorn's own httptools protocol class, subclassed: a timer from the first byte of a
-  request to the end of its headers (``header_timeout_s``, then 408), a timer from the
-  end of the headers to the end of the body (``body_timeout_s``, then 408), and a count
-  of header bytes (``max_header_bytes``, then 431). httptools (llhttp, C) stays the
-  parser: h11 has a header-size limit but no timeouts either and parses in Python,
-  which costs latency; another ASGI server would mean another dependency and giving up
-  the measured uvicorn/httptools figures.
+"""What protects the model server from hostile or careless clients, below the routes: the bearer
+token and the exposure rule (:func:`check_exposure`), JSON nesting counted before decoding
+(:func:`json_depth`), and header/body read timeouts and a header-size limit
+(:func:`guarded_protocol`: uvicorn's httptools protocol, subclassed, since uvicorn has neither;
+why this and not h11 or another server: docs/serving.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import os
 from http import HTTPStatus
@@ -33,12 +17,19 @@ from typing import Any
 import httptools
 import numpy as np
 import orjson
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mnist_pipeline.client.http import is_loopback_host
+from mnist_pipeline.versions import require
 
 logger = logging.getLogger(__name__)
 
 SERVER_TOKEN_ENV = "MNIST_SERVER_TOKEN"
-LOCAL_NAMES = {"localhost"}
+# The uvicorn releases whose httptools protocol (its private parser callbacks and attributes)
+# GuardedHttpToolsProtocol subclasses, [lowest, highest): tested with 0.54 (requirements.lock)
+# and 0.55 (the Databricks clusters' lock).
+SUPPORTED_UVICORN = ("0.54", "0.56")
 
 # Bytes that matter for nesting: brackets, braces and quotes (strings may hold brackets).
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"')
@@ -50,16 +41,6 @@ class _HeadersTooLarge(httptools.HttpParserError):
 
 class ExposureError(RuntimeError):
     """A server would listen beyond loopback without a token."""
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` and IP literals of 127.0.0.0/8 or ``::1``; nothing else."""
-    if host.lower() in LOCAL_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def server_token(token_env: str = SERVER_TOKEN_ENV) -> str | None:
@@ -76,7 +57,7 @@ def check_exposure(
         ExposureError: ``host`` is not loopback, no token is set and
             ``allow_unauthenticated`` is false.
     """
-    if is_loopback(host) or token:
+    if is_loopback_host(host) or token:
         return
     if not allow_unauthenticated:
         raise ExposureError(
@@ -241,7 +222,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 def guarded_protocol(
     header_timeout_s: float, body_timeout_s: float, max_header_bytes: int
 ) -> type[GuardedHttpToolsProtocol]:
-    """A :class:`GuardedHttpToolsProtocol` with these limits, for ``uvicorn.Config(http=...)``."""
+    """A :class:`GuardedHttpToolsProtocol` with these limits, for ``uvicorn.Config(http=...)``.
+
+    Raises:
+        UnsupportedVersionError: uvicorn is outside :data:`SUPPORTED_UVICORN`.
+    """
+    require("uvicorn", uvicorn.__version__, SUPPORTED_UVICORN, user=__name__)
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),

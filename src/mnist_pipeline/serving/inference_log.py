@@ -1,47 +1,6 @@
-"""The inference log: every prediction the server makes, as append-only JSON lines.
-
-One line per image::
-
-    {"time": "2026-11-30T01:02:03.456789+00:00", "request_id": "9f0c…", "source": "live",
-     "model_name": "mnist_cnn", "model_version": "3", "digit": 7, "probability": 0.998,
-     "latency_ms": 2.41, "batch_size": 1, "mean_intensity": 0.13, "ink_fraction": 0.09,
-     "bbox_height": 20.0, "bbox_width": 14.0}
-
-plus ``"pixels"`` (784 integers) for a sampled share of images when
-``pixels_sample_rate`` > 0 (raw pixels are opt-in).
-
-**Never blocks a response.** The request handler only puts references to arrays it
-already holds on a bounded queue (``put_nowait``); a background thread (the *writer*)
-computes the per-image summaries (:mod:`mnist_pipeline.monitoring.summaries`), encodes and
-writes. When the queue is full (a slow or stuck disk) the records are dropped and counted.
-
-**Segments.** The log is a folder of segments ``inference-<start>-<pid>-<n>.jsonl``. The
-open segment is closed (rotated) when it reaches ``max_segment_bytes`` or
-``max_segment_age_s``. For a local folder the segments are written in place; for an
-object store (``gs://``, ``abfs://``…, which cannot append) they are written to a local
-*spool* folder and a second thread (the *uploader*, never the writer) uploads each closed
-segment, then removes it locally. **Size bound:** when the local segments exceed
-``max_total_bytes``, the oldest closed ones are deleted (for an object store: segments the
-store has not taken yet, a warned loss).
-
-**Nothing is lost silently.** Every record the server answered is in exactly one of the
-status route's counters: ``records`` (written to a local segment; of them ``uploaded`` and
-``pending_upload`` for an object store) or ``lost`` — ``dropped`` (queue full),
-``write_lost`` (the disk refused it: full, read-only; a cut write is truncated away, so a
-counted record is a whole line on disk), ``evicted`` (deleted by the size bound) or
-``unwritten_at_close``. So ``received`` = the records on disk (or in the bucket) + ``lost``.
-A failure is warned when it starts, at most once a minute while it lasts, and when it
-ends — the log **resumes on its own** (the next record opens a new segment; uploads retry
-with backoff) and says how many records were lost meanwhile. ``close()`` writes what is
-queued and tries the pending uploads within its timeout; what it cannot upload stays in the
-spool folder and is named in a warning. The default spool folder is fixed per log URI
-(``<temp>/mnist-inference-spool/<hash>``), so the next server with the same log uploads
-what a stopped one left there.
-
-**Deploy's validation traffic** is not live traffic: the deploy pipeline validates in its
-own server process, which runs without a log; a request with the header
-``X-Traffic-Source: validation`` (or any other value) to a logging server is logged
-with that ``source``, and monitoring reads ``source == "live"`` only.
+"""The inference log: every prediction the server makes, as append-only JSON lines in
+rotated segments, written off the request path and uploaded to an object store when the path
+is one; every record is written or counted as lost (docs/operations.md, "Inference logging").
 """
 
 from __future__ import annotations
@@ -55,7 +14,7 @@ import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +23,9 @@ import numpy as np
 import orjson
 
 from mnist_pipeline import storage
-from mnist_pipeline.monitoring.summaries import image_summaries
+from mnist_pipeline.image_summaries import image_summaries
+from mnist_pipeline.parameters.operations import InferenceLog as InferenceLogSettings
+from mnist_pipeline.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -82,77 +43,10 @@ class InferenceLogError(OSError):
     """The log's folder cannot be created or written (the message names the setting)."""
 
 
-@dataclass(frozen=True)
-class InferenceLogSettings:
-    """Where and how the server logs (``inference_log`` in ``parameters_inference_log.yml``).
-
-    Attributes:
-        path: a folder or URI (``gs://bucket/inference``); empty: no log.
-        max_segment_bytes / max_segment_age_s: rotate the open segment after either.
-        max_total_bytes: local segments beyond this are deleted, oldest first.
-        queue_size: records waiting for the writer; beyond it they are dropped.
-        pixels_sample_rate: share of images logged with their raw pixels (0: none).
-        spool_dir: local folder for segments of a remote ``path`` (default: one per URI in
-            the temporary folder).
-        storage_options: fsspec options for a remote ``path`` (no secrets).
-    """
-
-    path: str = ""
-    max_segment_bytes: int = 8 * 1024 * 1024
-    max_segment_age_s: float = 300.0
-    max_total_bytes: int = 512 * 1024 * 1024
-    queue_size: int = 10_000
-    pixels_sample_rate: float = 0.0
-    spool_dir: str = ""
-    storage_options: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> InferenceLogSettings:
-        known = {f.name: f.type for f in fields(cls)}
-        values = {key: value for key, value in (params or {}).items() if key in known}
-        for key in ("max_segment_bytes", "max_total_bytes", "queue_size"):
-            if key in values:
-                values[key] = int(values[key])
-        for key in ("max_segment_age_s", "pixels_sample_rate"):
-            if key in values:
-                values[key] = float(values[key])
-        values["path"] = str(values.get("path") or "")
-        values["spool_dir"] = str(values.get("spool_dir") or "")
-        values["storage_options"] = dict(values.get("storage_options") or {})
-        settings = cls(**values)
-        if not 0.0 <= settings.pixels_sample_rate <= 1.0:
-            raise ValueError(
-                "inference_log.pixels_sample_rate must be in [0, 1], found "
-                f"{settings.pixels_sample_rate}"
-            )
-        return settings
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.path)
-
-    @property
-    def remote(self) -> bool:
-        return not storage.is_local(self.path)
-
-
-def settings_for(server: Any) -> InferenceLogSettings:
-    """The log settings of a :class:`~.server.ServerSettings` (``inference_log``,
-    ``inference_log_pixels``, ``inference_log_max_bytes``), of a mapping of
-    :class:`InferenceLogSettings` fields, or those settings themselves."""
-    if isinstance(server, InferenceLogSettings):
-        return server
-    if isinstance(server, dict):
-        return InferenceLogSettings.from_params(server)
-    max_bytes = int(server.inference_log_max_bytes)
-    return InferenceLogSettings.from_params(
-        {
-            "path": server.inference_log,
-            "pixels_sample_rate": server.inference_log_pixels,
-            "max_total_bytes": max_bytes,
-            "max_segment_bytes": max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 16)),
-        }
-    )
+def _segment_bytes(settings: InferenceLogSettings) -> int:
+    """Rotate beyond this: as set, else a sixteenth of the size bound (64 KiB to 8 MiB)."""
+    derived = max(64 * 1024, min(8 * 1024 * 1024, settings.max_bytes // 16))
+    return settings.max_segment_bytes or derived
 
 
 def local_folder(settings: InferenceLogSettings) -> Path:
@@ -162,7 +56,7 @@ def local_folder(settings: InferenceLogSettings) -> Path:
     Raises:
         InferenceLogError: it cannot be created or written, naming the setting.
     """
-    if not settings.remote:
+    if storage.is_local(settings.path):
         folder = Path(settings.path.removeprefix("file://"))
         what = "folder (inference_log.path, MNIST_INFERENCE_LOG)"
     else:
@@ -323,7 +217,7 @@ class InferenceLog:
         self._random = random.Random(0)
         self._request_ids = _RequestIds()
         self._folder = local_folder(settings)
-        shown = storage.redact(settings.path, settings.storage_options)
+        shown = redact(settings.path, settings.storage_options)
         self._writing = _Trouble(f"write to {self._folder}")
         self._uploading = _Trouble(f"upload to {shown}")
         self._spooling = _Trouble(f"keep every segment not yet uploaded in {self._folder}")
@@ -341,12 +235,13 @@ class InferenceLog:
         self._wake_uploader = threading.Event()
         self._stop_uploads = threading.Event()
         self._close_deadline = 0.0
-        if settings.remote:
+        self.remote = not storage.is_local(settings.path)
+        if self.remote:
             self._adopt_leftovers()
         self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
         self._thread.start()
         self._uploader: threading.Thread | None = None
-        if settings.remote:
+        if self.remote:
             self._uploader = threading.Thread(
                 target=self._upload_loop, name="inference-log-upload", daemon=True
             )
@@ -399,7 +294,7 @@ class InferenceLog:
         with self._lock:
             pending = sum(self._closed.values()) + self._segment_records
         status = {
-            "destination": "object store" if self.settings.remote else "local folder",
+            "destination": "object store" if self.remote else "local folder",
             "received": self.received,
             "records": self.records,
             "lost": self.lost,
@@ -418,7 +313,7 @@ class InferenceLog:
             ],
             "last_error": self.last_error,
         }
-        if self.settings.remote:
+        if self.remote:
             status.update(
                 uploaded=self.uploaded,
                 pending_upload=pending,
@@ -474,7 +369,7 @@ class InferenceLog:
                     "spool folder uploads them",
                     pending,
                     segments,
-                    storage.redact(self.settings.path, self.settings.storage_options),
+                    redact(self.settings.path, self.settings.storage_options),
                     self.last_error or "no time left",
                     self._folder,
                 )
@@ -590,7 +485,7 @@ class InferenceLog:
     def _maybe_rotate(self) -> None:
         if self._fd is None:
             return
-        if self._size >= self.settings.max_segment_bytes or (
+        if self._size >= _segment_bytes(self.settings) or (
             time.monotonic() - self._segment_started >= self.settings.max_segment_age_s
         ):
             self._close_segment()
@@ -633,16 +528,16 @@ class InferenceLog:
             closed = [path for path in self._segments() if path.name != self._in_flight]
             sizes = {path: path.stat().st_size for path in closed}
             total = sum(sizes.values()) + self._size
-            while closed and total > self.settings.max_total_bytes:
+            while closed and total > self.settings.max_bytes:
                 oldest = closed.pop(0)
                 records = self._closed.pop(oldest.name, 0)  # 0: an earlier server's segment
                 oldest.unlink(missing_ok=True)
                 total -= sizes[oldest]
                 self.segments_deleted += 1
                 self.evicted += records
-                if self.settings.remote and records:
+                if self.remote and records:
                     self.last_error = (
-                        f"the spool folder is over its bound of {self.settings.max_total_bytes:,}"
+                        f"the spool folder is over its bound of {self.settings.max_bytes:,}"
                         f" bytes: deleted {oldest.name} ({records} records not uploaded)"
                     )
                     self._spooling.failed(self.last_error, self.lost, records)
@@ -713,16 +608,16 @@ class InferenceLog:
             self._uploading.recovered(self.lost)
 
 
-def open_inference_log(settings: Any, model_info: dict[str, Any]) -> InferenceLog | None:
-    """The log the server's settings ask for (see :func:`settings_for`), or None when
-    ``inference_log`` is empty.
+def open_inference_log(
+    settings: InferenceLogSettings, model_info: dict[str, Any]
+) -> InferenceLog | None:
+    """The log the ``inference_log`` settings ask for, or None when their path is empty.
 
     Raises:
         InferenceLogError: its folder cannot be created or written.
     """
-    wanted = settings_for(settings)
-    if not wanted.enabled:
+    if not settings.path:
         return None
-    log = InferenceLog(wanted, model_info)
-    logger.info("Logging predictions to %s", storage.redact(wanted.path, wanted.storage_options))
+    log = InferenceLog(settings, model_info)
+    logger.info("Logging predictions to %s", redact(settings.path, settings.storage_options))
     return log

@@ -11,114 +11,17 @@ MLflow access goes through :mod:`mnist_pipeline.registry`.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_pipeline.registry.config import redact_uri
-
-
-class ModelResolutionError(RuntimeError):
-    """The registry, the registered model or its alias could not be found or read."""
+from mnist_pipeline.redaction import first_line
+from mnist_pipeline.registry.model import NotProjectModelError, keras_model_of
+from mnist_pipeline.registry.store import download_model
 
 
 class ModelLoadError(RuntimeError):
     """The registered model's files are not a Keras model of the expected contract."""
-
-
-@dataclass(frozen=True)
-class ModelReference:
-    """One registered model version, pinned (an alias can move; a version cannot).
-
-    Attributes:
-        name: registered model name.
-        alias: the alias it was resolved from (``production``).
-        version: the registered version the alias pointed at.
-        registry_uri: the registry, with any password removed.
-        source: where the version's files live (as the registry reports it).
-        run_id: the run that logged it, if any.
-    """
-
-    name: str
-    alias: str
-    version: str
-    registry_uri: str
-    source: str = ""
-    run_id: str | None = None
-
-    @property
-    def model_uri(self) -> str:
-        """``models:/<name>/<version>``: the pinned URI to load and serve."""
-        return f"models:/{self.name}/{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "model_uri": self.model_uri}
-
-
-@contextlib.contextmanager
-def registry(uri: str | None) -> Iterator[None]:
-    """Point MLflow's tracking and registry at ``uri`` for a block, then restore both.
-
-    MLflow resolves ``models:/`` URIs through process-wide settings; restoring them
-    keeps a Kedro run's own tracking (kedro-mlflow) untouched.
-    """
-    if not uri:
-        yield
-        return
-    from mnist_pipeline.registry.store import uris
-
-    with uris(uri):
-        yield
-
-
-def resolve_model(name: str, alias: str, registry_uri: str) -> ModelReference:
-    """Find the version that ``models:/<name>@<alias>`` points at in ``registry_uri``.
-
-    Raises:
-        ModelResolutionError: the registry cannot be reached, the model does not
-            exist, or no version carries the alias.
-    """
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from mnist_pipeline.registry import probe
-
-    shown = redact_uri(registry_uri)
-    timeout_s, retries = probe.settings()
-    try:  # the reachability probe: bounded retries and timeout (not the artifact download)
-        client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
-        with probe.bounded():
-            client.search_registered_models(max_results=1)
-    except Exception as exc:  # a garbage URI, a closed port, a server that never answers
-        raise ModelResolutionError(
-            f"the registry {shown} is unreachable ({retries + 1} attempts, {timeout_s} s "
-            f"timeout each): {type(exc).__name__}: {redact_uri(_first_line(exc))}"
-        ) from None  # MLflow's own message may hold the URI's password
-    try:
-        with probe.bounded():
-            version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        raise ModelResolutionError(
-            f"cannot resolve models:/{name}@{alias} in the registry {shown}: "
-            f"{redact_uri(_first_line(exc))}. Is the model promoted (registered with alias "
-            f"{alias!r})?"
-        ) from None
-    except Exception as exc:  # connection errors, unreadable stores
-        raise ModelResolutionError(
-            f"cannot read the registry {shown} to resolve models:/{name}@{alias}: "
-            f"{type(exc).__name__}: {redact_uri(_first_line(exc))}"
-        ) from None
-    return ModelReference(
-        name=name,
-        alias=alias,
-        version=str(version.version),
-        registry_uri=shown,
-        source=str(version.source or ""),
-        run_id=version.run_id,
-    )
 
 
 def load_keras_model(model_uri: str, registry_uri: str | None = None) -> Any:
@@ -134,27 +37,19 @@ def load_keras_model(model_uri: str, registry_uri: str | None = None) -> Any:
         ModelLoadError: the files hold no Keras model (neither flavor above).
     """
     with tempfile.TemporaryDirectory(prefix="mnist-serving-") as tmp:
-        local = download_model(model_uri, registry_uri, Path(tmp))
+        local = download_model(model_uri, Path(tmp), registry_uri)
         return _keras_model_from_folder(local, model_uri)
 
 
-def download_model(model_uri: str, registry_uri: str | None, dst: Path) -> Path:
-    """Download ``model_uri`` from the registry into ``dst``; the local model folder.
+def predict_with_version(registry_uri: str, model_uri: str, images: Any) -> Any:
+    """(N, 10) probabilities of a registered version for uint8/float (N, 28, 28) images,
+    from the model loaded as the server loads it (:func:`load_keras_model`): what serving
+    sees, e.g. for the drift reference."""
+    import numpy as np
 
-    Raises:
-        ModelResolutionError: the model's files cannot be downloaded.
-    """
-    import mlflow
-
-    try:
-        with registry(registry_uri):
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst))
-    except Exception as exc:
-        raise ModelResolutionError(
-            f"cannot download {model_uri} from the registry {redact_uri(registry_uri or '')}: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
-    return Path(local)
+    model = load_keras_model(model_uri, registry_uri)
+    batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
+    return np.asarray(model.predict(batch, batch_size=512, verbose=0), dtype=np.float32)
 
 
 def _keras_model_from_folder(folder: Path, model_uri: str) -> Any:
@@ -164,8 +59,6 @@ def _keras_model_from_folder(folder: Path, model_uri: str) -> Any:
     import keras
     import mlflow
     from mlflow.models import Model
-
-    from mnist_pipeline.registry.model import NotProjectModelError, keras_model_of
 
     try:
         flavors = Model.load(str(folder)).flavors
@@ -182,7 +75,7 @@ def _keras_model_from_folder(folder: Path, model_uri: str) -> Any:
         wrapper = mlflow.pyfunc.load_model(str(folder))
     except Exception as exc:  # e.g. pickled against code this project no longer has
         raise ModelLoadError(
-            f"{model_uri} cannot be loaded ({type(exc).__name__}: {_first_line(exc)}); a model "
+            f"{model_uri} cannot be loaded ({type(exc).__name__}: {first_line(exc)}); a model "
             "registered by an earlier version of this project is not self-contained: re-run "
             "the promotion to register it again"
         ) from exc
@@ -205,8 +98,3 @@ def check_model_contract(model: Any, model_uri: str) -> None:
             f"{model_uri}: expected a model taking (N, 28, 28, 1) images and returning (N, 10) "
             f"probabilities, found input {input_shape} and output {output_shape}"
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +29,16 @@ from typing import Any
 
 import requests
 
+from mnist_pipeline import storage
+from mnist_pipeline.parameters.operations import InferenceLog, Serving
 from mnist_pipeline.processes import lifeline, stop_process_group
+from mnist_pipeline.redaction import redact
+from mnist_pipeline.registry.store import resolve_alias
 
-from .app import ServingLimits, create_app
+from .app import create_app
 from .guards import SERVER_TOKEN_ENV, ExposureError, check_exposure, guarded_protocol, server_token
-from .inference_log import local_folder, open_inference_log, settings_for
-from .model import load_keras_model, redact_uri, resolve_model
+from .inference_log import local_folder, open_inference_log
+from .model import load_keras_model
 from .predictor import BatchingPredictor, CompiledModel, configure_threads
 
 logger = logging.getLogger(__name__)
@@ -47,71 +52,24 @@ class ServerStartError(RuntimeError):
     """The model server process exited or did not answer in time."""
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """How to run the server (``deploy.server`` in ``parameters_deploy.yml``).
-
-    Attributes:
-        host: interface to bind; ``127.0.0.1`` unless you mean to expose it (then a
-            token is required, see :mod:`.guards`).
-        port: TCP port; 0 lets the OS pick a free one.
-        max_request_bytes / max_batch_size / max_json_depth: see
-            :class:`~.app.ServingLimits`.
-        max_batch_images: most images the predictor merges into one model call.
-        intra_op_threads / inter_op_threads: TensorFlow thread pools (0: TF default).
-        header_timeout_s: seconds from a request's first byte to the end of its
-            headers (then 408 and the connection is closed).
-        body_timeout_s: seconds from the end of the headers to the end of the body.
-        max_header_bytes: request line and headers together (then 431).
-        allow_unauthenticated: serve beyond loopback without a token (warned about).
-        inference_log: folder or URI of the inference log ("": none; see
-            :mod:`.inference_log`); inference_log_pixels: share of images logged with
-            raw pixels; inference_log_max_bytes: size bound of its local segments.
+class ServerSettings(Serving):
+    """How to run the server: the ``serving`` parameters (:class:`~mnist_pipeline.parameters.
+    operations.Serving`: host, port, request limits, read timeouts, thread pools, exposure)
+    and the inference log's (``inference_log``; ``kedro serve`` only: deploy's validation
+    server never logs). Validated by the schema itself; built from code with its defaults.
     """
 
-    host: str = LOOPBACK
-    port: int = 8501
-    max_request_bytes: int = 8 * 1024 * 1024
-    max_batch_size: int = 1024
-    max_batch_images: int = 256
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    max_json_depth: int = 32
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 20.0
-    max_header_bytes: int = 16 * 1024
-    allow_unauthenticated: bool = False
-    inference_log: str = ""
-    inference_log_pixels: float = 0.0
-    inference_log_max_bytes: int = 512 * 1024 * 1024
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> ServerSettings:
-        """Settings from configuration (unknown keys ignored, numbers given as text cast)."""
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for key, value in (params or {}).items():
-            if key not in cls.__dataclass_fields__:
-                continue
-            kind = type(getattr(defaults, key))
-            if kind is bool:
-                values[key] = str(value).strip().lower() in ("1", "true", "yes", "on")
-            elif kind is str:
-                values[key] = str(value)
-            else:
-                values[key] = kind(value or 0)
-        return cls(**values)
-
-    @property
-    def limits(self) -> ServingLimits:
-        return ServingLimits(self.max_request_bytes, self.max_batch_size, self.max_json_depth)
+    inference_log: InferenceLog = InferenceLog()
 
     def cli_args(self) -> list[str]:
+        """The settings as ``python -m mnist_pipeline.serving`` options (host and port
+        aside): ``--max-batch-size=8``, ``--inference-log-path=...``, a flag when true."""
+        values = self.model_dump(exclude={"host", "port", "inference_log"})
+        log = self.inference_log.model_dump(exclude={"storage_options"})  # no secrets in argv
+        values |= {f"inference_log.{k}": v for k, v in log.items()}
         args = []
-        for key, value in self.__dict__.items():
-            option = f"--{key.replace('_', '-')}"
-            if key in ("host", "port"):
-                continue
+        for key, value in values.items():
+            option = f"--{key.replace('_', '-').replace('.', '-')}"
             if isinstance(value, bool):
                 args += [option] if value else []
             else:
@@ -121,9 +79,9 @@ class ServerSettings:
 
 def describe_model(model_uri: str, registry_uri: str | None) -> dict[str, Any]:
     """Name, version and pinned URI of what ``model_uri`` points at (aliases resolved)."""
-    info: dict[str, Any] = {"model_uri": model_uri, "registry_uri": redact_uri(registry_uri or "")}
+    info: dict[str, Any] = {"model_uri": model_uri, "registry_uri": redact(registry_uri or "")}
     if alias := _ALIAS_URI.match(model_uri):
-        reference = resolve_model(alias["name"], alias["alias"], registry_uri or "")
+        reference = resolve_alias(alias["name"], alias["alias"], registry_uri or "")
         info.update(reference.to_dict())
     elif version := _VERSION_URI.match(model_uri):
         info.update(name=version["name"], version=version["version"])
@@ -177,11 +135,10 @@ def run_server(
         check_exposure(settings.host, token, settings.allow_unauthenticated, token_env)
     except ExposureError as exc:
         raise ServerStartError(str(exc)) from exc
-    log_settings = settings_for(settings)
-    if log_settings.enabled:  # settings first: a log folder that cannot be used fails at once
-        local_folder(log_settings)
+    if settings.inference_log.path:  # settings first: a log folder that cannot be used fails
+        local_folder(settings.inference_log)
     info = describe_model(model_uri, registry_uri)  # fails fast on a wrong name or alias
-    inference_log = open_inference_log(log_settings, info)
+    inference_log = open_inference_log(settings.inference_log, info)
     predictor = None
     try:
         configure_threads(settings.intra_op_threads, settings.inter_op_threads)
@@ -189,7 +146,7 @@ def run_server(
         started = time.perf_counter()
         model = load_keras_model(pinned, registry_uri)
         predictor = BatchingPredictor(CompiledModel(model), settings.max_batch_images)
-        app = create_app(predictor, info, settings.limits, token=token, inference_log=inference_log)
+        app = create_app(predictor, info, settings, token=token, inference_log=inference_log)
         sock = bind_socket(settings.host, settings.port)
         host, port = sock.getsockname()[:2]
         url = f"http://{host}:{port}"
@@ -205,7 +162,7 @@ def run_server(
         )
         server = uvicorn_server(app, settings)
         if ready_file:
-            _write_atomically(Path(ready_file), {"url": url, "pid": os.getpid(), "model": info})
+            storage.write_json(str(ready_file), {"url": url, "pid": os.getpid(), "model": info})
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:
@@ -242,12 +199,6 @@ def uvicorn_server(app: Any, settings: ServerSettings) -> Any:
         backlog=2048,
     )
     return uvicorn.Server(config)
-
-
-def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
 
 
 @dataclass
@@ -311,8 +262,6 @@ class ServerProcess:
     @property
     def _workdir(self) -> Path:
         if self.workdir is None:
-            import tempfile
-
             self.workdir = Path(tempfile.mkdtemp(prefix="mnist-server-"))
             self._owns_workdir = True
         return self.workdir

@@ -32,9 +32,11 @@ import numpy as np
 import requests
 
 from mnist_pipeline.image_contract import to_model_batch
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import model_env
+from mnist_pipeline.registry.store import download_model, resolve_alias
 
-from .model import download_model, load_keras_model, redact_uri, resolve_model
+from .model import load_keras_model
 from .server import ServerProcess, ServerSettings
 
 REQUEST_TIMEOUT_S = 60.0
@@ -142,7 +144,7 @@ def validate_in_server(
         version, the checks' figures and latencies.
     """
     began = time.perf_counter()
-    settings = ServerSettings.from_params({**(server or {}), "host": "127.0.0.1", "port": 0})
+    settings = ServerSettings.model_validate({**(server or {}), "host": "127.0.0.1", "port": 0})
     min_accuracy = float(checks["min_accuracy"])
     atol = float(checks.get("atol", 1e-5))
     report: dict[str, Any] = {
@@ -152,7 +154,7 @@ def validate_in_server(
         "model": {
             "name": model["name"],
             "alias": model["alias"],
-            "registry_uri": redact_uri(model["registry_uri"]),
+            "registry_uri": redact(model["registry_uri"]),
         },
         "gate": {
             "min_accuracy": min_accuracy,
@@ -162,7 +164,7 @@ def validate_in_server(
     }
     stage = _progress("resolving the model", began)
     try:
-        reference = resolve_model(model["name"], model["alias"], model["registry_uri"])
+        reference = resolve_alias(model["name"], model["alias"], model["registry_uri"])
         report["model"] = reference.to_dict()
         batch = to_model_batch(images)
         fresh = None
@@ -247,7 +249,7 @@ def _predict_in_fresh_env(
     report["fresh_env"] = {"env_manager": manager, "num_images": count, "loaded": False}
     try:
         with tempfile.TemporaryDirectory(prefix="mnist-fresh-env-") as tmp:
-            folder = download_model(model_uri, registry_uri, Path(tmp))
+            folder = download_model(model_uri, Path(tmp), registry_uri)
             predictions, info = model_env.predict_in_fresh_env(
                 folder,
                 batch[:count, ..., 0],

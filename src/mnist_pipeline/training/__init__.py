@@ -17,6 +17,7 @@ from .runner import (
     TrainingResult,
     TrainingTimeoutError,
     check_launch,
+    check_session_launch,
     load_trained_model,
     run_training,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "TrainingTimeoutError",
     "build_core_model",
     "check_launch",
+    "check_session_launch",
     "load_trained_model",
     "run_training",
     "with_preprocessing",

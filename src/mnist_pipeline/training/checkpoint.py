@@ -1,20 +1,8 @@
-"""The chief's checkpoints and final model on any storage (local folder, ``abfs://``, ``gs://``).
-
-Checkpoint protocol, the same on local disk and on object storage::
-
-    <checkpoint_dir>/
-        weights-0003-1a2b3c4d.weights.h5   the weights after epoch 3 (one object per epoch)
-        state.json                         {"epoch": 3, "weights": "weights-0003-….weights.h5", …}
-
-1. the epoch's weights go to a *new* object, never over the previous one;
-2. ``state.json``, which names that object, is written last, as one object (atomic
-   rename on local disk; an object store publishes an object only when complete);
-3. only then are the older weights objects deleted.
-
-A crash at any point leaves ``state.json`` naming weights that are complete: either the
-previous epoch's (still there) or the new one's. Keras writes local files only, so the
-chief saves to a local temporary file and uploads it (:mod:`mnist_pipeline.storage`),
-and downloads before loading.
+"""The chief's checkpoints and final model on any storage (local folder, ``abfs://``, ``gs://``):
+each epoch's weights go to a new object, then ``state.json`` naming them is written last, then
+the older weights are deleted, so a crash anywhere leaves ``state.json`` naming complete weights
+(docs/training.md). Keras writes local files only: the chief saves to a local temporary file and
+uploads it (:mod:`mnist_pipeline.storage`), and downloads before loading.
 """
 
 from __future__ import annotations
@@ -80,14 +68,8 @@ def _fetch(
     url: str, setting: str, options: Mapping[str, Any] | None, stack: contextlib.ExitStack
 ) -> str:
     """A local path holding ``url`` for as long as ``stack`` is open."""
-    if storage.is_local(url):
-        return url
-    folder = tempfile.mkdtemp(prefix="mnist-download-")
-    stack.callback(shutil.rmtree, folder, True)
-    local = os.path.join(folder, url.rstrip("/").rsplit("/", 1)[-1])
     with storage.storage_errors(url, setting, options, "download"):
-        storage.download(url, local, options)
-    return local
+        return stack.enter_context(storage.local_copy(url, options))
 
 
 def save_checkpoint(

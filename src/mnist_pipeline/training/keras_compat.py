@@ -1,31 +1,7 @@
-"""The one place for the Keras 3 multi-worker workaround and tf.distribute's input path.
-
-Keras 3's TensorFlow trainer cannot ``fit`` under ``MultiWorkerMirroredStrategy``
-with two or more workers (keras-team/keras#20585, tensorflow/tensorflow#72388):
-
-1. ``_maybe_symbolic_build`` all-reduces the first *data batch* across workers
-   to build the model symbolically, which fails with "Attempt to convert a value
-   (PerReplica…)". Building only needs the shapes, so we build from this
-   worker's local batch instead.
-2. ``reduce_per_replica`` reduces the rank-0 loss/metric values with
-   ``axis=0``: "Invalid reduction dimension 0 for input with 0 dimensions". We
-   reduce rank-0 values with ``axis=None`` (a plain cross-worker mean).
-
-Both patches use the private ``keras.src`` API, so keras is pinned
-(requirements.lock) and a two-worker test guards them: if a new keras fixes or
-moves these, the test says so. The alternative (``tf-keras`` + ``TF_USE_LEGACY_KERAS=1``)
-was rejected: it swaps the whole Keras API and file format for every process,
-serving included. See docs/training.md.
-
-**One code path for the supported range** (:data:`SUPPORTED_KERAS`, :data:`SUPPORTED_TENSORFLOW`):
-TensorFlow 2.16 (Databricks Runtime 15.4 LTS ML's 2.16.1) to 2.21 (the laptop stack), Keras
-3.5 to 3.15. Tested: Keras 3.15.1 with TensorFlow 2.16.1 (the runtime replica,
-tests/databricks; the clusters' lock installs that Keras) and with TensorFlow 2.21
-(requirements.lock); the patched functions are the same in Keras 3.5. The runtime's own Keras
-3.2.1 is below the range: it gives Dropout a uint32 seed variable, which
-``MultiWorkerMirroredStrategy`` cannot create ("Value for attr 'T' of uint32 is not in the list
-of allowed values"; Keras 3.5 made it int64). Outside the range :func:`check_supported` fails
-with the range in its message, before any training starts.
+"""The one place for the Keras 3 multi-worker workaround (keras-team/keras#20585: the symbolic
+build from a data batch, the rank-0 reduction) and tf.distribute's input path. The patches use
+the private ``keras.src`` API, so :func:`check_supported` refuses Keras and TensorFlow releases
+outside the tested range (docs/training.md says why those, and why not ``tf-keras``).
 """
 
 from __future__ import annotations
@@ -35,22 +11,22 @@ import logging
 
 import keras
 
+from mnist_pipeline.versions import UnsupportedVersionError, require
+
+__all__ = [
+    "SUPPORTED_KERAS",
+    "SUPPORTED_TENSORFLOW",
+    "UnsupportedVersionError",
+    "apply_multi_worker_fix",
+    "check_supported",
+    "distribute_on_host",
+]
+
 logger = logging.getLogger(__name__)
 
 #: The Keras and TensorFlow versions these patches support: [lowest, highest) (see above).
 SUPPORTED_KERAS = ("3.5", "3.16")
 SUPPORTED_TENSORFLOW = ("2.16", "2.22")
-
-
-class UnsupportedVersionError(RuntimeError):
-    """Keras or TensorFlow is outside the range the patches of this module support."""
-
-
-def _release(version: str) -> tuple[int, ...]:
-    """``"2.16.1"`` -> ``(2, 16, 1)`` (pre-release and local segments dropped)."""
-    from packaging.version import Version
-
-    return Version(version).release
 
 
 def check_supported(keras_version: str | None = None, tf_version: str | None = None) -> None:
@@ -65,18 +41,17 @@ def check_supported(keras_version: str | None = None, tf_version: str | None = N
         import tensorflow as tf
 
         tf_version = tf.__version__
-    for name, installed, (lowest, highest) in (
+    for name, installed, supported in (
         ("keras", keras_version, SUPPORTED_KERAS),
         ("tensorflow", tf_version, SUPPORTED_TENSORFLOW),
     ):
-        if not _release(lowest) <= _release(installed) < _release(highest):
-            raise UnsupportedVersionError(
-                f"{name} {installed} is not supported by mnist_pipeline.training.keras_compat "
-                f"(its patches of private Keras/TensorFlow internals support {name} >={lowest},"
-                f" <{highest}: Keras 3.5-3.15 with TensorFlow 2.16-2.21). Install a version "
-                "in that range, or extend the range after running tests/training and "
-                "tests/databricks with the new version"
-            )
+        require(
+            name,
+            installed,
+            supported,
+            user=__name__,
+            note="Keras 3.5-3.15 with TensorFlow 2.16-2.21; tests/training, tests/databricks",
+        )
 
 
 _applied = False
@@ -197,10 +172,9 @@ def distribute_on_host(strategy, dataset):
 
     ``tf.distribute`` otherwise feeds even a worker's single device through a
     ``MultiDeviceIterator``: a second pipeline of per-device generator datasets and remote
-    calls that cost about 15 ms of CPU per batch here and slowed the model's own ops by half
-    as it competed for the cores (a ``OneDeviceStrategy`` trained at 118 ms/step against 62
-    without a strategy; benchmarks/strategy_overhead.py, docs/training.md). A worker with
-    one device needs no per-device prefetching: its batches come from a plain iterator,
+    calls that competes with the model's own ops for the cores (measured in
+    benchmarks/strategy_overhead.py, figures in docs/training.md). A worker with one device
+    needs no per-device prefetching: its batches come from a plain iterator,
     still rebatched to the per-worker share of the global batch. Workers with several
     devices keep TensorFlow's own path, with its per-device autotuning off
     (:func:`disable_device_iterator_autotuning`).

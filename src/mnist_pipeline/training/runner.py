@@ -1,22 +1,8 @@
-"""The four training modes around spark-tensorflow-distributor's ``MirroredStrategyRunner``.
-
-============  =================================================================
-mode          what runs where
-============  =================================================================
-single_node   plain Keras in the driver process, no Spark involved
-local         ``MirroredStrategyRunner(local_mode=True)``: in the driver, under
-              the runner's strategy scope (CPU: exactly one slot)
-distributed   the runner on Spark executors: ``num_slots`` barrier tasks, one
-              TensorFlow worker each, in the runner's ``MultiWorkerMirroredStrategy``
-custom        as ``distributed`` with ``use_custom_strategy=True``: the training
-              function builds its own ``MultiWorkerMirroredStrategy`` with the
-              configured communication implementation
-============  =================================================================
-
-Before anything launches, :func:`check_launch` refuses what would otherwise hang
-or fail late: too few task slots for a barrier job (Spark would retry forever),
-``use_gpu`` without a GPU resource, CPU local mode with ``num_slots`` ≠ 1. A
-barrier job that runs past ``timeout_s`` is cancelled.
+"""The four training modes (``single_node``, ``local``, ``distributed``, ``custom``) around
+spark-tensorflow-distributor's ``MirroredStrategyRunner`` (what runs where: docs/training.md).
+Before anything launches, :func:`check_launch` refuses what would otherwise hang or fail late
+(too few task slots for a barrier job, which Spark would retry forever; ``use_gpu`` without a GPU
+resource; CPU local mode with ``num_slots`` ≠ 1); a barrier job past ``timeout_s`` is cancelled.
 """
 
 from __future__ import annotations
@@ -27,8 +13,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from mnist_pipeline import storage
@@ -141,14 +127,32 @@ def available_slots(spark) -> int:
     return int(jsc.maxNumConcurrentTasks(profile))
 
 
-def check_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
+def check_launch(
+    mode: str,
+    distribution: Mapping[str, Any],
+    *,
+    spark_conf: Mapping[str, str],
+    driver_resources: Collection[str] = (),
+    slots: int,
+) -> None:
     """Refuse, with a clear message, a launch that would hang or fail late.
+
+    Plain values in, so that a cluster can be checked from its specification alone (the
+    Asset Bundle's job clusters are, in tests/databricks) as well as from a running session
+    (:func:`check_session_launch`).
+
+    Args:
+        mode: ``training.mode``.
+        distribution: ``training.distribution`` (num_slots, use_gpu, gpu_resource_name,
+            slot_wait_s).
+        spark_conf: the Spark configuration (``spark.task.resource.gpu.amount``, master).
+        driver_resources: the driver's resource names (``gpu`` when it has GPUs).
+        slots: how many tasks the cluster can run at once.
 
     Raises:
         TrainingLaunchError: unknown mode; ``num_slots`` < 1; CPU local mode with
             ``num_slots`` ≠ 1; ``use_gpu`` without the GPU resource configured;
-            fewer free task slots than ``num_slots`` (after waiting
-            ``slot_wait_s`` for executors to register).
+            fewer task slots than ``num_slots`` in a barrier mode.
     """
     if mode not in MODES:
         raise TrainingLaunchError(f"training.mode must be one of {MODES}, got {mode!r}")
@@ -163,35 +167,50 @@ def check_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
             "trains in the driver process, so it takes exactly 1 slot (set num_slots: 1, or use "
             "mode: distributed to train on several executors)"
         )
-    conf = spark.sparkContext.getConf()
     if use_gpu:
         key = f"spark.task.resource.{gpu}.amount"
-        if mode == "local" and gpu not in spark.sparkContext.resources:
+        if mode == "local" and gpu not in driver_resources:
             raise TrainingLaunchError(
                 f"training.distribution.use_gpu is true but the driver has no '{gpu}' resource: "
                 f"set spark.driver.resource.{gpu}.amount and its discoveryScript in spark.yml "
                 "(or use_gpu: false)"
             )
-        if mode in BARRIER_MODES and not conf.contains(key):
+        if mode in BARRIER_MODES and key not in spark_conf:
             raise TrainingLaunchError(
                 f"training.distribution.use_gpu is true but `{key}` is not in the Spark "
                 f"configuration: configure GPU scheduling (spark.executor.resource.{gpu}.amount, "
                 f"{key}, discovery script) in spark.yml, or set use_gpu: false"
             )
-    if mode in BARRIER_MODES:
+    if mode in BARRIER_MODES and slots < num_slots:
+        master = spark_conf.get("spark.master", "?")
         wait_s = float(distribution.get("slot_wait_s", 30))
-        deadline = time.monotonic() + wait_s
+        raise TrainingLaunchError(
+            f"training.distribution.num_slots is {num_slots} but the Spark cluster "
+            f"({master}) can run only {slots} task(s) at once after waiting {wait_s:g} s: "
+            "a barrier job would wait forever. Lower num_slots or add executor cores"
+        )
+
+
+def check_session_launch(spark, mode: str, distribution: Mapping[str, Any]) -> None:
+    """:func:`check_launch` against a running session: its configuration, its driver's
+    resources and its free task slots (a barrier mode waits up to ``slot_wait_s`` for the
+    executors of a fresh application to register; the settings are checked first).
+
+    Raises:
+        TrainingLaunchError: as :func:`check_launch`.
+    """
+    sc = spark.sparkContext
+    facts = {"spark_conf": dict(sc.getConf().getAll()), "driver_resources": set(sc.resources)}
+    wanted = int(distribution["num_slots"]) if mode in BARRIER_MODES else 0
+    check_launch(mode, distribution, **facts, slots=wanted)  # the settings, before any wait
+    if not wanted:
+        return
+    deadline = time.monotonic() + float(distribution.get("slot_wait_s", 30))
+    slots = available_slots(spark)
+    while slots < wanted and time.monotonic() < deadline:
+        time.sleep(0.5)  # executors of a fresh standalone application are registering
         slots = available_slots(spark)
-        while slots < num_slots and time.monotonic() < deadline:
-            time.sleep(0.5)  # executors of a fresh standalone application are registering
-            slots = available_slots(spark)
-        if slots < num_slots:
-            master = conf.get("spark.master", "?")
-            raise TrainingLaunchError(
-                f"training.distribution.num_slots is {num_slots} but the Spark cluster "
-                f"({master}) can run only {slots} task(s) at once after waiting {wait_s:g} s: "
-                "a barrier job would wait forever. Lower num_slots or add executor cores"
-            )
+    check_launch(mode, distribution, **facts, slots=slots)
 
 
 def _run_barrier(spark, runner, timeout_s: float, **kwargs: Any) -> dict[str, Any]:
@@ -291,7 +310,7 @@ def run_training(
     task_cpus = None
     if mode in SPARK_MODES:
         spark = _active_spark()
-        check_launch(spark, mode, distribution)
+        check_session_launch(spark, mode, distribution)
         host = spark.sparkContext.getConf().get("spark.driver.host", host)
         task_cpus = _task_cpus(spark)
 
@@ -330,19 +349,9 @@ def run_training(
     wall_time = time.perf_counter() - started
     if not config["checkpoint"].get("keep_after_success", False):
         remove_checkpoints(checkpoint_dir, options)
-    return TrainingResult(
-        model_path=result["model_path"],
-        history=result["history"],
-        num_workers=int(result["num_workers"]),
-        initial_epoch=int(result["initial_epoch"]),
-        epochs=int(result["epochs"]),
-        fit_time_s=float(result["fit_time_s"]),
-        wall_time_s=wall_time,
-        examples_trained=int(result["examples_trained"]),
-        global_batch_size=int(result["global_batch_size"]),
-        run_key=key,
-        checkpoint_dir=checkpoint_dir,
-    )
+    measured = {"wall_time_s": wall_time, "run_key": key, "checkpoint_dir": checkpoint_dir}
+    chief = {f.name: result[f.name] for f in fields(TrainingResult) if f.name not in measured}
+    return TrainingResult(**chief, **measured)
 
 
 def load_trained_model(path: str, storage_options: Mapping[str, Any] | None = None):

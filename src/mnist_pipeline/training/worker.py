@@ -1,22 +1,7 @@
-"""The training function that runs in each training process (driver or Spark task).
-
-:func:`train` is importable and picklable on its own: it gets plain arguments
-(paths, a parameter dict, an address to report progress to) and returns plain
-data (the saved model's path, the history, what the chief saw). Spark pickles it
-by reference, so executors import this module from the installed package.
-
-In every worker:
-
-* the model input is read by URL (local path, ``abfs://``, ``gs://``) and sharded by
-  worker index (:func:`mnist_pipeline.datasets.read_image_shards`), with the storage
-  options passed in as an argument (executors see neither the driver's disk nor its
-  environment variables);
-* the last completed epoch is restored from the durable checkpoint folder, if any;
-* only the chief (worker 0) writes checkpoints and the final model, to any fsspec URL
-  (:mod:`.checkpoint`: one weights object per epoch, ``state.json`` last); the other
-  workers save theirs to a temporary folder that is deleted at once, as
-  TensorFlow's multi-worker guide asks (every worker must run the same saving code);
-* the chief sends one line per epoch to the driver (:mod:`.progress`).
+"""The training function that runs in each training process (driver or Spark task): plain
+arguments in, plain data out, so Spark pickles it by reference and executors import it from the
+installed package. Each worker reads its shard of the model input by URL, resumes from the
+chief's last checkpoint; only the chief writes checkpoints and the model (docs/training.md).
 """
 
 from __future__ import annotations
@@ -26,6 +11,9 @@ import math
 import time
 from collections.abc import Mapping
 from typing import Any
+
+from mnist_pipeline.datasets import read_image_shards
+from mnist_pipeline.datasets.image_shards import read_manifest
 
 from . import checkpoint
 from .progress import ProgressSender
@@ -133,9 +121,6 @@ def train(
 
     # isort: split
     import keras
-
-    from mnist_pipeline.datasets import read_image_shards
-    from mnist_pipeline.datasets.image_shards import read_manifest
 
     from .model import build_core_model, compile_model, training_model, with_preprocessing
 

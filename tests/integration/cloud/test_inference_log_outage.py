@@ -56,7 +56,7 @@ def test_a_storage_outage_loses_nothing_silently_and_uploads_resume(
     url = f"gs://production/inference-{uuid.uuid4().hex[:8]}"
     settings = InferenceLogSettings(
         path=url, storage_options=options, spool_dir=str(tmp_path / "spool"),
-        max_segment_bytes=16_000, max_total_bytes=100_000, queue_size=50,
+        max_segment_bytes=16_000, max_bytes=100_000, queue_size=50,
     )  # fmt: skip
     log = InferenceLog(settings, INFO)
     images = np.zeros((20, 28, 28, 1), np.float32)

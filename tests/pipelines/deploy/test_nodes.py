@@ -8,6 +8,7 @@ import pytest
 from mnist_pipeline.pipelines.deploy.nodes import (
     DeploymentRejectedError,
     approve_deployment,
+    outcome,
     select_validation_batch,
     summarise_deployment,
 )
@@ -96,3 +97,22 @@ def test_summary_of_a_model_that_never_resolved() -> None:
 
 def test_approval_passes_a_deployable_model() -> None:
     assert approve_deployment(PASSED, summarise_deployment(PASSED)) is None
+
+
+def test_outcome_says_deployable_or_not():
+    """The stage's line in the run's log (moved from tests/test_run_summary.py)."""
+    report = {
+        "deployable": True,
+        "model": {"name": "mnist_cnn", "alias": "production", "version": "2"},
+        "validation": {"served_accuracy": 0.989, "num_images": 1000},
+        "latency_ms": {"single_image": {"p50": 4.1}},
+        "failures": [],
+    }
+    assert outcome({"deployment_report": report}) == (
+        "deploy: DEPLOYABLE — models:/mnist_cnn@production v2: served accuracy 0.9890 on "
+        "1,000 images, single-image p50 4.1 ms"
+    )
+    bad = {**report, "deployable": False, "failures": ["accuracy 0.95 < 0.97"]}
+    line = outcome({"deployment_report": bad})
+    assert line.startswith("deploy: NOT DEPLOYABLE")
+    assert line.endswith("failed: accuracy 0.95 < 0.97")

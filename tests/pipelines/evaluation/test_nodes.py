@@ -70,6 +70,16 @@ def test_a_model_of_the_wrong_contract_is_refused(mnist_slices):
         nodes.predict_test_set(wrong, mnist_slices["test"], {"batch_size": 256})
 
 
+def test_outcome_gives_accuracy_loss_and_f1():
+    """The stage's line in the run's log (moved from tests/test_run_summary.py)."""
+    metrics = {"test_accuracy": 0.9921, "test_loss": 0.0254, "test_macro_f1": 0.992}
+    metrics["test_images"] = 10000
+    assert nodes.outcome({"evaluation_metrics": metrics}) == (
+        "evaluation: test accuracy 99.21 % on 10,000 images (loss 0.0254, macro F1 0.9920)"
+    )
+    assert nodes.outcome({"test_probabilities": np.zeros((1, 10))}) is None
+
+
 def test_macro_figures_weigh_every_digit_the_same_however_rare():
     """910 zeros all right, ten of each other digit, the ten 1s all read as 0: the macro
     recall is 0.9 (one digit of ten never found), not the 0.99 that weighting by support

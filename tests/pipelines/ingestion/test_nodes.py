@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
 from mnist_pipeline.pipelines.ingestion.nodes import (
+    outcome,
     plot_class_balance,
     plot_samples,
     summarise_classes,
@@ -67,3 +69,18 @@ def test_plots_are_figures(small_split):
     assert mosaic.shape == (280, 84)
     first_three = np.flatnonzero(small_split["labels"] == 3)[0]
     np.testing.assert_array_equal(mosaic[84:112, :28], small_split["images"][first_three])
+
+
+def test_outcome_gives_counts_shape_and_balance():
+    """The stage's line in the run's log (moved from tests/test_run_summary.py)."""
+    summary = pd.DataFrame({"train_share": [0.09, 0.112], "test_share": [0.1, 0.1]})
+    line = outcome(
+        {
+            "mnist_train": make_split(60),
+            "mnist_test": make_split(10),
+            "mnist_class_summary": summary,
+        }
+    )
+    assert line.startswith("ingestion: 60 train + 10 test images verified")
+    assert "28×28" in line and "classes 9.0–11.2 % of train" in line
+    assert outcome({"mnist_train": make_split(60)}) is None  # not the whole stage yet

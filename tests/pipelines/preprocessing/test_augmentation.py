@@ -1,8 +1,17 @@
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from mnist_pipeline.pipelines.preprocessing.nodes import augment_with_shifts, scale_images
 from tests.conftest import make_split
+from tests.integration.scratch_project import project_copy, scratch_environment
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 PARAMS = {"enabled": True, "copies": 2, "max_shift": 2, "seed": 0}
 
@@ -54,3 +63,27 @@ def test_shifts_vary_and_are_seeded():
 def test_rejects_bad_parameters(key, value):
     with pytest.raises(ValueError, match=rf"preprocessing\.augmentation\.{key} must be"):
         augment_with_shifts(scale_images(make_split(20)), {**PARAMS, key: value})
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_preprocessing_run_with_augmentation_doubles_the_training_split(tmp_path):
+    """The augmentation node wired into the real pipeline and switched on from the command
+    line (docs/extending.md's larger example): two copies per training image, the validation
+    and test splits untouched."""
+    project = project_copy(PROJECT_ROOT, tmp_path / "project")
+    env = scratch_environment(tmp_path, project)
+    intermediate = tmp_path / "data" / "02_intermediate"
+    intermediate.mkdir(parents=True)
+    for name, split in (("mnist_train", make_split(200, seed=1)), ("mnist_test", make_split(50))):
+        (intermediate / f"{name}.pkl").write_bytes(pickle.dumps(split))
+    params = "preprocessing.augmentation.enabled=true,preprocessing.validation_size=0.2"
+    command = [str(Path(sys.executable).with_name("kedro")), "run", "--env", "azure"]
+    command += ["--pipelines", "preprocessing", "--params", params]
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    fingerprint = json.loads((tmp_path / "data/05_model_input/fingerprint.json").read_text())
+    sizes = {name: split["num_examples"] for name, split in fingerprint["splits"].items()}
+    assert sizes == {"train": 2 * 160, "validation": 40, "test": 50}

@@ -171,3 +171,32 @@ def test_a_verdict_about_another_version_is_never_promoted(stores, tiny_model, m
     with pytest.raises(ValueError, match=r"judged sandbox v7 but this run registered v1"):
         nodes.promote_candidate(candidate, {**decision, "candidate_version": "7"}, test, params)
     assert store.client_for(target).search_registered_models() == []
+
+
+VERDICT_PASSED = {
+    "mode": "enabled",
+    "passed": True,
+    "promote": True,
+    "reasons": ["accuracy 0.9921 >= minimum 0.9900", "no champion yet"],
+    "candidate_version": "3",
+}
+PROMOTED = {
+    "action": "copied",
+    "version": "2",
+    "target": {"model_name": "mnist_cnn", "alias": "production"},
+    "message": "mnist_cnn@production → v2 (sandbox v3, copied)",
+}
+
+
+def test_outcome_gives_the_verdict_its_reasons_and_the_action():
+    """The stage's line in the run's log (moved from tests/test_run_summary.py)."""
+    line = nodes.outcome({"gate_verdict": VERDICT_PASSED, "promotion_report": PROMOTED})
+    assert line.startswith("promotion: sandbox v3 gate passed (accuracy 0.9921 >= minimum")
+    assert line.endswith("→ copied: mnist_cnn@production → v2 (sandbox v3, copied)")
+    refused = {**VERDICT_PASSED, "passed": False, "promote": False, "reasons": ["too low"]}
+    assert nodes.outcome({"gate_verdict": refused}) == (
+        "promotion: sandbox v3 gate REFUSED (too low) → nothing promoted, production untouched"
+    )
+    dry = {**refused, "mode": "dry_run"}
+    assert "gate REFUSED (dry_run)" in nodes.outcome({"gate_verdict": dry})
+    assert nodes.outcome({"candidate_model_version": {}}) is None

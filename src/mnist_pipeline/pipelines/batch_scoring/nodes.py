@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from mnist_pipeline import storage
 from mnist_pipeline.scoring.inputs import list_inputs
 from mnist_pipeline.scoring.model import PinnedModel, pin_model
-from mnist_pipeline.scoring.output import absolute_uri, check_output
+from mnist_pipeline.scoring.output import check_output
 from mnist_pipeline.scoring.spark import active_spark, run_scoring_job
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def score_batch(
     items = list_inputs(
         str(source["path"]), source.get("storage_options") or {}, source.get("kind", "auto")
     )
-    check_output(absolute_uri(str(target["path"])), target.get("storage_options") or {})
+    check_output(storage.absolute(str(target["path"])), target.get("storage_options") or {})
     logger.info("Scoring %d input item(s) from %s", len(items), source["path"])
     return run_scoring_job(
         active_spark(),

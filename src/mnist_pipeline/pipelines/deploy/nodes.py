@@ -8,11 +8,14 @@ the others are plain functions of data.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from mnist_pipeline import serving
+from mnist_pipeline.pipelines import seeded_indices
+from mnist_pipeline.redaction import redact
 from mnist_pipeline.registry import model_card
 
 
@@ -33,8 +36,7 @@ def select_validation_batch(
     count = min(int(validation["num_images"]), len(images))
     if count < 1:
         raise ValueError(f"deploy_validation.num_images must be at least 1, found {count}")
-    rng = np.random.default_rng(int(validation.get("seed", 0)))
-    chosen = np.sort(rng.choice(len(images), size=count, replace=False))
+    chosen = seeded_indices(len(images), count, int(validation.get("seed", 0)))
     return {"images": images[chosen], "labels": labels[chosen]}
 
 
@@ -68,7 +70,6 @@ def refusal_report(model: dict[str, Any], failure: str) -> dict[str, Any]:
         model: ``deploy_model`` parameters (name, alias, registry URI).
         failure: what stopped it, one line.
     """
-    from mnist_pipeline.registry.config import redact_uri
 
     return {
         "deployable": False,
@@ -77,7 +78,7 @@ def refusal_report(model: dict[str, Any], failure: str) -> dict[str, Any]:
         "model": {
             "name": model.get("name"),
             "alias": model.get("alias"),
-            "registry_uri": redact_uri(str(model.get("registry_uri", ""))),
+            "registry_uri": redact(str(model.get("registry_uri", ""))),
         },
     }
 
@@ -154,3 +155,26 @@ def approve_deployment(report: dict[str, Any], summary: str, card: str = "") -> 
             f"{model.get('version', '?')}) is not deployable:\n  - {reasons}\n"
             "See the deployment_report and deployment_summary datasets."
         )
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log: DEPLOYABLE or NOT DEPLOYABLE, with the served
+    accuracy, latency and failures (also when the stage then fails on them)."""
+    report = outputs.get("deployment_report")
+    if report is None:
+        return None
+    model = report.get("model", {})
+    word = "DEPLOYABLE" if report.get("deployable") else "NOT DEPLOYABLE"
+    uri = f"models:/{model.get('name')}@{model.get('alias')}"
+    line = f"deploy: {word} — {uri} v{model.get('version', '?')}"
+    if checks := report.get("validation"):
+        line += (
+            f": served accuracy {float(checks['served_accuracy']):.4f} on "
+            f"{int(checks['num_images']):,} images"
+        )
+    single = (report.get("latency_ms") or {}).get("single_image") or {}
+    if single.get("p50") is not None:
+        line += f", single-image p50 {single['p50']} ms"
+    if failures := report.get("failures"):
+        line += f"; failed: {'; '.join(map(str, failures))}"
+    return line

@@ -6,6 +6,7 @@ The model is evaluated exactly as it will be served: on ``mnist_test`` as MNIST 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -167,3 +168,15 @@ def plot_training_curves(history: dict[str, list[float]]) -> Figure:
             )
     figure.tight_layout()
     return figure
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log: test accuracy, loss and macro F1."""
+    m = outputs.get("evaluation_metrics")
+    if m is None:
+        return None
+    return (
+        f"evaluation: test accuracy {100 * float(m.get('test_accuracy', 0)):.2f} % on "
+        f"{int(m.get('test_images', 0)):,} images (loss {float(m.get('test_loss', 0)):.4f}, "
+        f"macro F1 {float(m.get('test_macro_f1', 0)):.4f})"
+    )

@@ -8,6 +8,7 @@ and summarise it for people.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -130,3 +131,21 @@ def plot_samples(split: dict[str, np.ndarray], per_class: int = 8) -> Figure:
     axis.set_title("First training images of each digit")
     figure.tight_layout()
     return figure
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log, from its nodes' outputs: images per split, their
+    shape, the class balance (``None`` until both splits are validated)."""
+    train, test = outputs.get("mnist_train"), outputs.get("mnist_test")
+    if train is None or test is None:
+        return None
+    shape = "×".join(str(size) for size in train["images"].shape[1:])
+    line = (
+        f"ingestion: {len(train['images']):,} train + {len(test['images']):,} test images "
+        f"verified (SHA-256, IDX headers), {shape} pixels"
+    )
+    summary = outputs.get("mnist_class_summary")
+    if summary is not None and "train_share" in summary.columns:
+        shares = summary["train_share"]
+        line += f"; classes {100 * shares.min():.1f}–{100 * shares.max():.1f} % of train"
+    return line

@@ -29,6 +29,8 @@ from mnist_pipeline.monitoring.window import (
     WindowError,
     window_features,
 )
+from mnist_pipeline.pipelines import seeded_indices
+from mnist_pipeline.serving.model import predict_with_version
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +56,14 @@ def compute_drift_reference(
         model: ``deploy_model`` (registry URI).
         params: ``drift_reference`` (``num_images``, ``seed``, ``bins``).
     """
-    from mnist_pipeline.registry.drift_reference import predict_with_version
-
     pinned = deployment_report.get("model", {})
     if not deployment_report.get("deployable"):
         return {"skipped": "the version is not deployable", "model": pinned}
     images = train_split["images"]
-    count = min(int(params.get("num_images", 10000)), len(images))
-    rng = np.random.default_rng(int(params.get("seed", 0)))
-    sample = images[np.sort(rng.choice(len(images), size=count, replace=False))]
+    chosen = seeded_indices(
+        len(images), int(params.get("num_images", 10000)), int(params.get("seed", 0))
+    )
+    sample, count = images[chosen], len(chosen)
     model_uri = f"models:/{pinned['name']}/{pinned['version']}"
     probabilities = predict_with_version(str(model["registry_uri"]), model_uri, sample)
     reference = build_reference(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -139,3 +140,20 @@ def fingerprint_model_input(
             for name, split in splits.items()
         },
     }
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log: examples per split and the data fingerprint."""
+    fingerprint = outputs.get("model_input_fingerprint")
+    if fingerprint is None:
+        return None
+    splits = fingerprint.get("splits", {})
+    counts = " / ".join(
+        f"{int(splits[name]['num_examples']):,} {name}"
+        for name in ("train", "validation", "test")
+        if name in splits
+    )
+    return (
+        f"preprocessing: {counts or '?'} images scaled to [0, 1] and sharded; "
+        f"fingerprint {str(fingerprint.get('model_input', '?'))[:12]}"
+    )

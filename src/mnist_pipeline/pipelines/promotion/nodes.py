@@ -7,11 +7,13 @@ in ``mlflow.yml``); production is ``promotion.production`` in the parameters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mnist_pipeline.pipelines import seeded_indices
 from mnist_pipeline.registry import gate, model_card, promotion, store
 from mnist_pipeline.registry.config import Workspace
 
@@ -77,9 +79,8 @@ def judge_candidate(
 
 def sample_images(test: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
     """A seeded sample of raw test images for verifying the production copy."""
-    count = min(int(params["num_images"]), len(test["images"]))
-    rng = np.random.default_rng(int(params["seed"]))
-    return test["images"][np.sort(rng.choice(len(test["images"]), size=count, replace=False))]
+    images = test["images"]
+    return images[seeded_indices(len(images), int(params["num_images"]), int(params["seed"]))]
 
 
 def promote_candidate(
@@ -142,3 +143,22 @@ def publish_model_card(
         data_fingerprint=str(fingerprint.get("model_input", "")),
         production=params["production"],
     )
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log: the gate's verdict with its reasons, then what
+    happened in production (also when the stage then fails on a refusal)."""
+    verdict = outputs.get("gate_verdict")
+    if verdict is None:
+        return None
+    word = "passed" if verdict.get("passed") else "REFUSED"
+    if verdict.get("mode") not in (None, "enabled"):
+        word += f" ({verdict['mode']})"
+    line = f"promotion: sandbox v{verdict.get('candidate_version', '?')} gate {word}"
+    if reasons := verdict.get("reasons"):
+        line += f" ({'; '.join(map(str, reasons))})"
+    if report := outputs.get("promotion_report"):
+        line += f" → {report.get('action', '?')}: {report.get('message', '')}".rstrip(": ")
+    elif not verdict.get("promote", True):
+        line += " → nothing promoted, production untouched"
+    return line

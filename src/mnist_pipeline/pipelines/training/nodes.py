@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mnist_pipeline.datasets import ImageShards
@@ -34,6 +35,7 @@ def train_model(
         ``(trained_model, history, summary)``: the model that takes 0–255 images,
         metric → per-epoch values, and what the run measured (:func:`summarise`).
     """
+    # lazy: TensorFlow loads when the node runs, not when kedro lists the pipelines
     from mnist_pipeline.training import load_trained_model, run_training
 
     result = run_training(
@@ -64,3 +66,21 @@ def summarise(result: TrainingResult, params: dict[str, Any]) -> dict[str, Any]:
         "run_key": result.run_key,
         **final,
     }
+
+
+def outcome(outputs: Mapping[str, Any]) -> str | None:
+    """The stage's line in the run's log: mode, workers, epochs, time, throughput, final
+    validation accuracy."""
+    s = outputs.get("training_summary")
+    if s is None:
+        return None
+    line = (
+        f"training: {s.get('mode', '?')} mode, {s.get('num_workers', '?')} worker(s), "
+        f"{s.get('epochs', '?')} epochs in {float(s.get('wall_time_s', 0)):.0f} s "
+        f"({float(s.get('images_per_s', 0)):,.0f} images/s)"
+    )
+    if "final_val_accuracy" in s:
+        line += f"; validation accuracy {100 * float(s['final_val_accuracy']):.2f} %"
+    if s.get("resumed_from_epoch"):
+        line += f" (resumed from epoch {s['resumed_from_epoch']})"
+    return line
