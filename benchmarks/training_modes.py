@@ -27,7 +27,7 @@ machine the figures are only as good as the quiet they were measured in.
 Usage (after ``kedro run --pipelines ingestion,preprocessing``)::
 
     MNIST_DATA_ROOT=data python benchmarks/training_modes.py [--modes single_node,local]
-        [--master local[2]] [--worker-threads auto] [--seeds 0,1,2] [--epochs N]
+        [--master local[2]] [--worker-threads auto] [--repeats N] [--seeds 0,1,2] [--epochs N]
         [--skip-modes] [--skip-curves] [--curves default,recipe,previous] [--accurate]
         [--recipe-full]
 
@@ -320,6 +320,55 @@ def _summarise_curves(runs: dict[str, list[dict[str, Any]]]) -> None:
         )
 
 
+def _run_modes(args: argparse.Namespace, data_root: Path) -> None:
+    """The mode table; with ``--repeats N``, N rounds of all modes, interleaved round by
+    round, and each mode's ratio to the ``single_node`` run of the same round (paired, so
+    that a change of the machine's load touches both sides of a ratio alike)."""
+    modes = args.modes.split(",")
+    common = ["--data-root", str(data_root), "--master", args.master]
+    common += ["--epochs", str(args.epochs)] if args.epochs else []
+    rounds: list[list[dict[str, Any]]] = []
+    for round_index in range(args.repeats):
+        rows = []
+        for mode in modes:
+            label = f" (round {round_index + 1} of {args.repeats})" if args.repeats > 1 else ""
+            print(f"- {mode}{label} …", flush=True)
+            load_before = _load()
+            row = _child([*common, "--one", mode, "--worker-threads", args.worker_threads])
+            rows.append({**row, "load": f"{load_before} → {_load()}"})
+        rounds.append(rows)
+    print(
+        f"\n{'round':>5} {'mode':<12} {'workers':>7} {'epochs':>6} {'batch':>5} {'wall s':>8} "
+        f"{'fit s':>8} {'images/s':>9} {'vs single':>9} {'overhead':>9} {'test acc':>8}  load"
+    )
+    ratios: dict[str, list[float]] = {mode: [] for mode in modes}
+    for round_index, rows in enumerate(rounds, start=1):
+        base = next((r for r in rows if r["mode"] == "single_node"), rows[0])
+        for r in rows:
+            ratio = r["images_per_s"] / base["images_per_s"]
+            ratios[r["mode"]].append(ratio)
+            print(
+                f"{round_index:>5} {r['mode']:<12} {r['workers']:>7} {r['epochs']:>6} "
+                f"{r['batch']:>5} {r['wall_s']:>8.1f} {r['fit_s']:>8.1f} "
+                f"{r['images_per_s']:>9.0f} {ratio:>8.2f}x "
+                f"{r['wall_s'] / base['wall_s'] - 1:>+8.0%} {r['test_accuracy']:>8.4f}  {r['load']}"
+            )
+    if args.repeats > 1:
+        for mode in modes:
+            speeds = [r["images_per_s"] for rows in rounds for r in rows if r["mode"] == mode]
+            line = f"{mode}: median {statistics.median(speeds):,.0f} images/s"
+            if mode != "single_node" and any(r["mode"] == "single_node" for r in rounds[0]):
+                paired = ratios[mode]
+                line += (
+                    "; vs single_node, paired by round: "
+                    + ", ".join(f"{x:.2f}x" for x in paired)
+                    + f"; median {statistics.median(paired):.2f}x "
+                    f"(range {min(paired):.2f}-{max(paired):.2f}x)"
+                )
+            print(line)
+    print(f"load average after the modes: {_load()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=os.environ.get("MNIST_DATA_ROOT", "data"))
@@ -327,6 +376,12 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--worker-threads", default="auto", help="auto, or intra,inter")
     parser.add_argument("--epochs", type=int, help="epochs of the mode runs (default: config)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of the modes, interleaved; prints the median of the paired ratios",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the time-to-99 %% curves")
     parser.add_argument("--skip-curves", action="store_true")
     parser.add_argument("--skip-modes", action="store_true")
@@ -358,25 +413,7 @@ def main() -> None:
     print(f"MNIST training benchmark on {os.cpu_count()} CPUs, data {data_root}")
     print(f"load average at start: {_load()}")
     if not args.skip_modes:
-        rows = []
-        for mode in args.modes.split(","):
-            print(f"- {mode} …", flush=True)
-            common = ["--data-root", str(data_root), "--master", args.master]
-            common += ["--epochs", str(args.epochs)] if args.epochs else []
-            rows.append(_child([*common, "--one", mode, "--worker-threads", args.worker_threads]))
-        base = next((r for r in rows if r["mode"] == "single_node"), rows[0])
-        print(
-            f"\n{'mode':<12} {'workers':>7} {'epochs':>6} {'batch':>5} {'wall s':>8} "
-            f"{'fit s':>8} {'images/s':>9} {'vs single':>9} {'overhead':>9} {'test acc':>8}"
-        )
-        for r in rows:
-            print(
-                f"{r['mode']:<12} {r['workers']:>7} {r['epochs']:>6} {r['batch']:>5} "
-                f"{r['wall_s']:>8.1f} {r['fit_s']:>8.1f} {r['images_per_s']:>9.0f} "
-                f"{r['images_per_s'] / base['images_per_s']:>8.2f}x "
-                f"{r['wall_s'] / base['wall_s'] - 1:>+8.0%} {r['test_accuracy']:>8.4f}"
-            )
-        print(f"load average after the modes: {_load()}")
+        _run_modes(args, data_root)
     if not args.skip_curves:
         print(f"\nTime to {TARGET:.1%} test accuracy (training time, evaluation excluded)")
         common = ["--data-root", str(data_root), "--recipe-epochs", str(args.recipe_epochs)]

@@ -37,10 +37,21 @@ def test_workers_on_host_counts_the_barrier_tasks_sharing_an_address():
 def test_resolve_auto_and_explicit_counts():
     assert WorkerThreads("auto", "auto").resolve(workers=1) == (
         auto_threads(_cores(), 1),
-        auto_threads(_cores(), 1),
+        max(auto_threads(_cores(), 1), 2),
     )
     assert WorkerThreads("auto", 1, task_cpus=3).resolve(workers=2) == (3, 1)
     assert WorkerThreads(0, 0).resolve(workers=2) == (0, 0)  # TensorFlow's default
+
+
+def test_auto_gives_each_worker_its_core_share_and_at_least_two_inter_op_threads(monkeypatch):
+    # One inter-op thread queued the step behind the gradients' all-reduce, which holds a
+    # thread while it waits for the peer: two workers on 2 cores stepped at half speed.
+    monkeypatch.setattr("mnist_pipeline.training.threads.host_cores", lambda: 2)
+    assert WorkerThreads("auto", "auto").resolve(workers=2) == (1, 2)
+    assert WorkerThreads("auto", "auto").resolve(workers=1) == (2, 2)
+    assert WorkerThreads("auto", 1).resolve(workers=2) == (1, 1)  # an explicit count stays
+    monkeypatch.setattr("mnist_pipeline.training.threads.host_cores", lambda: 16)
+    assert WorkerThreads("auto", "auto").resolve(workers=2) == (8, 8)
 
 
 def test_unpickling_in_a_worker_exports_the_counts_for_tensorflow(monkeypatch):

@@ -25,6 +25,13 @@ from typing import Any
 from mnist_pipeline.tf_threads import configure_threads, export_thread_environment, host_cores
 
 AUTO = "auto"
+#: The fewest inter-op threads ``auto`` gives, whatever the core share. In a worker with
+#: peers the gradients' all-reduce is an asynchronous op that holds an inter-op thread while it
+#: waits for the peer workers; with one thread the rest of the step queues behind it, and
+#: two workers on 2 cores stepped in 54 ms against 28 ms with two inter-op threads (single
+#: node: 27 ms; benchmarks/distributed_step.py, docs/training.md#benchmark). The intra-op
+#: pool, where the arithmetic runs, keeps the core share: it is what oversubscribes.
+MIN_INTER_OP_THREADS = 2
 
 
 def auto_threads(cores: int, workers_on_host: int, task_cpus: int | None = None) -> int:
@@ -98,13 +105,17 @@ class WorkerThreads:
     def resolve(self, workers: int | None = None) -> tuple[int, int]:
         """``(intra_op, inter_op)`` for this process (0: TensorFlow's default).
 
-        ``workers``: training workers on this host (default: found from Spark).
+        ``auto``: this worker's core share, and at least :data:`MIN_INTER_OP_THREADS`
+        inter-op threads. ``workers``: training workers on this host (default: found from
+        Spark).
         """
-        share = 0
+        share = inter_share = 0
         if AUTO in (self.intra_op, self.inter_op):
             on_host = colocated_workers() if workers is None else workers
             share = auto_threads(host_cores(), on_host, self.task_cpus)
-        intra, inter = (share if v == AUTO else int(v) for v in (self.intra_op, self.inter_op))
+            inter_share = max(share, MIN_INTER_OP_THREADS)
+        intra = share if self.intra_op == AUTO else int(self.intra_op)
+        inter = inter_share if self.inter_op == AUTO else int(self.inter_op)
         return intra, inter
 
     def apply(self) -> tuple[int, int]:
