@@ -38,6 +38,7 @@ KEDRO_COMMAND = "bin/kedro run --env azure"
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \S+ - \w+ - (.*)$")
 COMPLETED = re.compile(r"Completed node: (?:(\w+)\.)?\w+")
 RUNNING = re.compile(r"Running node: ")
+INSTALL_STEP = re.compile(r"-m venv|-m pip install|uv pip install|cannot|installing from the index")
 
 
 def mnist_source() -> str:
@@ -79,10 +80,13 @@ def make_run(clone: Path, env: dict[str, str]) -> dict:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     tail: list[str] = []
+    steps: list[tuple[float, str]] = []  # the install's commands, as make echoes them
     for line in process.stdout:
         if kedro_at is None and KEDRO_COMMAND in line:
             kedro_at = time.perf_counter() - began
             kedro_wall = datetime.now()
+        elif kedro_at is None and INSTALL_STEP.search(line):
+            steps.append((time.perf_counter() - began, INSTALL_STEP.search(line).group(0)))
         tail = [*tail, line][-40:]
     code = process.wait()
     wall = time.perf_counter() - began
@@ -103,6 +107,12 @@ def make_run(clone: Path, env: dict[str, str]) -> dict:
     return {
         "wall_s": wall,
         "install_s": kedro_at if kedro_at is not None else float("nan"),
+        "install_steps": [
+            (name, end - start)
+            for (start, name), end in zip(
+                steps, [*[t for t, _ in steps[1:]], kedro_at or wall], strict=True
+            )
+        ],
         "kedro_start_s": (first_node - kedro_wall).total_seconds() if first_node else float("nan"),
         "stages": stage_times,
         "load_start": load_start,
@@ -118,6 +128,8 @@ def report(title: str, result: dict) -> None:
     )
     print(f"\n{title}: {result['wall_s']:.1f} s wall ({load})")
     print(f"  install (before kedro run)   {result['install_s']:6.1f} s")
+    for name, seconds in result["install_steps"]:
+        print(f"    {name:<26} {seconds:6.1f} s")
     print(f"  kedro start (to first node)  {result['kedro_start_s']:6.1f} s")
     for name, seconds in result["stages"]:
         print(f"  stage {name:<22} {seconds:6.1f} s")
