@@ -110,7 +110,7 @@ def make_run(clone: Path, env: dict[str, str]) -> dict:
         "install_steps": [
             (name, end - start)
             for (start, name), end in zip(
-                steps, [*[t for t, _ in steps[1:]], kedro_at or wall], strict=True
+                steps, [*(t for t, _ in steps[1:]), kedro_at or wall][: len(steps)], strict=True
             )
         ],
         "kedro_start_s": (first_node - kedro_wall).total_seconds() if first_node else float("nan"),
