@@ -1,6 +1,7 @@
 # mnist-pipeline: the two commands of the quick start, and a few helpers.
-#   make run    create .venv, install the pinned stack, run the sandbox job (kedro run --env azure)
-#   make test   create .venv, install the pinned stack, run lint and the whole test suite
+#   make run    create .venv, install what the sandbox job needs, run it (kedro run --env azure)
+#   make test   create .venv, install everything (the cloud and test extras, Azurite, the
+#               Databricks replica, the model's own environment), run lint and the whole suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -15,17 +16,39 @@ export DO_NOT_TRACK := 1
 # Databricks replica next to the model environment): about a minute less of `make test` on 2 cores.
 MAKEFLAGS += --jobs=3
 
-.PHONY: install model-env run test lint format benchmark lock clean cloud-up cloud-down run-cloud bundle dbr-replica databricks-lock
+.PHONY: install azurite model-env run test lint format benchmark lock clean cloud-up cloud-down run-cloud bundle dbr-replica databricks-lock
 
+# One .venv, installed in two steps. $(VENV)/.installed-run: what `kedro run --env azure` needs
+# (the package and its `local` extra: Spark, TensorFlow, MLflow); $(VENV)/.installed adds the
+# `cloud` and `test` extras into the same venv (make test, the cloud run, the bundle, the lock).
 # pip installs uv (pinned by the lock), uv installs the pinned stack: in parallel and with the
-# bytecode compiled ahead, as pip does (pip alone took about 3.5 minutes of CI's install).
-$(VENV)/.installed: pyproject.toml requirements.lock
+# bytecode compiled ahead, as pip does (pip alone took about 3.5 minutes of CI's install; and
+# without .pyc files each `import tensorflow` compiles it again where PYTHONDONTWRITEBYTECODE
+# is set). uv compiles only the packages it installs, so the second step compiles only its own.
+# --offline first: every pin is exact, so a warm package cache resolves to the same versions,
+# and uv skips its revalidation round (it re-downloaded every stale file here and rebuilt
+# pyspark's wheel from its sdist: about 100 s of a fresh install, 9 s offline); a cache that
+# lacks a pin makes the offline try fail at once, before installing anything, and the index is
+# used.
+UV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -c requirements.lock
+define uv_install
+	$(UV_INSTALL) --offline $(1) 2>/dev/null || { \
+		echo "the package cache lacks some of the lock's pins: installing from the index"; \
+		$(UV_INSTALL) $(1); }
+endef
+RUN_PACKAGES := -e ".[local]"
+ALL_PACKAGES := -e ".[local,cloud,test]"
+
+$(VENV)/.installed-run: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime (Spark needs it)" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3" "$$(grep '^uv==' requirements.lock)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode \
-		-c requirements.lock -e ".[local,cloud,test]"
+	$(call uv_install,$(RUN_PACKAGES))
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run
+	$(call uv_install,$(ALL_PACKAGES))
 	touch $@
 
 # Azurite (the Azure Blob storage emulator of the cloud run and its tests), pinned by
@@ -35,6 +58,8 @@ $(AZURITE): tools/cloud/package.json tools/cloud/package-lock.json
 	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ (Azurite, the Azure storage emulator, needs it)" >&2; exit 1; }
 	npm ci --prefix tools/cloud --prefer-offline --no-audit --no-fund --loglevel=error
 	touch $@
+
+azurite: $(AZURITE)
 
 # A replica of the Databricks job clusters' Python (Runtime 15.4 LTS ML: the release notes'
 # library versions, tools/databricks/runtime-15.4-lts-ml.toml), the project's wheel installed
@@ -66,18 +91,20 @@ install: $(VENV)/.installed $(AZURITE) $(DBR_VENV)/replica.json $(MODEL_ENV_ROOT
 bundle: $(VENV)/.installed
 	$(BIN)/python -m mnist_pipeline.databricks.bundle
 
-run: install
+# The sandbox job needs only .installed-run: not Azurite, the Databricks replica or the model's
+# environment (the deploy check builds that one itself when it is missing; `make model-env`).
+run: $(VENV)/.installed-run
 	$(BIN)/kedro run --env azure
 
 # Both clouds' object storage on 127.0.0.1 (Azurite, fake-gcs-server) and the whole lifecycle
 # across them: sandbox on Azure Blob, production on GCS (docs/cloud.md). CLOUD_DIR=.cloud
-cloud-up: install
+cloud-up: $(VENV)/.installed $(AZURITE)
 	$(BIN)/python -m tools.cloud.emulators up
 
 cloud-down:
 	$(BIN)/python -m tools.cloud.emulators down
 
-run-cloud: install
+run-cloud: $(VENV)/.installed $(AZURITE) $(MODEL_ENV_ROOT)/.built
 	$(BIN)/python -m tools.cloud.run_cloud
 
 # The suite on every core (pytest-xdist; one test file per worker at a time, so a file's

@@ -84,3 +84,31 @@ def test_a_missing_environment_is_refused_when_building_is_off(tmp_path, monkeyp
             model_dir, np.zeros((1, 28, 28), np.float32), tmp_path / "envs",
             build_if_missing=False,
         )  # fmt: skip
+
+
+def test_building_a_missing_environment_says_which_make_target_builds_it_ahead(
+    tmp_path, monkeypatch, caplog
+):
+    """`make run` leaves the environment unbuilt: the first deploy check builds it, and says so."""
+    import logging
+
+    import numpy as np
+
+    from mnist_pipeline.registry import model_env
+
+    monkeypatch.setattr(model_env, "env_dir", lambda model_dir, root: root / "mlflow-abc")
+
+    def stop_before_building(*args):
+        raise model_env.FreshEnvError("stopped before building")
+
+    monkeypatch.setattr(model_env, "_prepare", stop_before_building)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with (
+        caplog.at_level(logging.INFO, logger=model_env.__name__),
+        pytest.raises(model_env.FreshEnvError, match="stopped before building"),
+    ):
+        model_env.predict_in_fresh_env(
+            model_dir, np.zeros((1, 28, 28), np.float32), tmp_path / "envs"
+        )
+    assert "is not built (`make model-env` builds it ahead): building it now" in caplog.text

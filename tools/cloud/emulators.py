@@ -149,7 +149,10 @@ class Emulators:
         cleanup only once this returns.
         """
         if "azurite" in self.services and not AZURITE.exists():
-            raise RuntimeError(f"{AZURITE} is missing: run `make install` (npm ci in tools/cloud)")
+            raise RuntimeError(
+                f"{AZURITE} is missing: run `make azurite` (npm ci in tools/cloud; "
+                "`make cloud-up`, `make run-cloud` and `make test` run it)"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             self._start(timeout_s)

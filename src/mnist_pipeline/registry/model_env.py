@@ -9,6 +9,7 @@ environment, the script it runs there), so :func:`env_dir` refuses an MLflow out
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from mnist_pipeline.versions import require
 ENV_MANAGER = "uv"
 DEFAULT_ENV_ROOT = ".mlflow-envs"
 PREDICT_TIMEOUT_S = 600.0
+logger = logging.getLogger(__name__)
 # What `mlflow models predict` runs inside the model's environment.
 PREDICT_MODULE = "mlflow.pyfunc._mlflow_pyfunc_backend_predict"
 # The MLflow releases whose private environment naming and predict script this module uses,
@@ -216,6 +218,14 @@ def predict_in_fresh_env(
             raise FreshEnvError(
                 "`uv` is not installed: `pip install uv` (see README, Prerequisites)"
             )
+        # `make run` does not build it (the sandbox job never loads the model there): the
+        # first deploy check does, unless `make model-env` (or make test) did.
+        logger.info(
+            "the model's environment %s is not built (`make model-env` builds it ahead): "
+            "building it now with %s, about 1-2 minutes",
+            target,
+            env_manager,
+        )
         _prepare(model_dir, root, env_manager, target)
     with tempfile.TemporaryDirectory(prefix="mnist-fresh-predict-") as tmp:
         request, answer = Path(tmp, "input.json"), Path(tmp, "output.json")
