@@ -368,3 +368,62 @@ def test_the_jobs_tasks_run_in_the_runtime_replica(
     assert len(state.calls("POST", "/api/2.0/serving-endpoints")) == 1
     assert state.calls("POST", f"/serving-endpoints/{endpoint}/invocations")
     print("task times (s):", {k: round(v, 1) for k, v in timings.items()})
+
+
+# A `custom`-mode training run (the project's own MultiWorkerMirroredStrategy over Spark
+# barrier tasks) in the replica's Python: the runtime's TensorFlow and Keras, the runtime's
+# Spark, two executors of the cluster above; the same keras_compat code path as distributed.
+CUSTOM_TRAINING = """
+import json, sys
+import keras, tensorflow as tf
+from mnist_pipeline.hooks import create_spark_session, spark_settings
+from mnist_pipeline.training import run_training
+
+args = json.loads(sys.argv[1])
+spark = create_spark_session(spark_settings({
+    "spark.master": args["master"], "spark.app.name": "replica-custom",
+    "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+    "spark.python.worker.reuse": False, "spark.ui.enabled": False,
+    "spark.executor.memory": "1g",
+}))
+result = run_training(train_path=args["train"], validation_path=args["validation"],
+                      fingerprint="replica-custom", config=args["config"])
+spark.stop()
+print("RESULT " + json.dumps({"num_workers": result.num_workers, "model_path": result.model_path,
+                              "tensorflow": tf.__version__, "keras": keras.__version__}))
+"""
+
+
+def test_custom_mode_trains_with_the_runtimes_tensorflow(
+    replica, cluster, real_mnist_dir, tmp_path
+):
+    from mnist_pipeline.datasets.image_shards import write_image_shards
+    from tests.training.conftest import TRAIN_IMAGES, VALIDATION_IMAGES, _read, small_config
+
+    def tf_version() -> str:
+        from importlib.metadata import version
+
+        return version("tensorflow-cpu")
+
+    paths = {}
+    slices = {"train": (0, TRAIN_IMAGES), "validation": (TRAIN_IMAGES, VALIDATION_IMAGES)}
+    for name, (start, count) in slices.items():
+        images, labels = _read(real_mnist_dir, "train", start, count)
+        paths[name] = str(tmp_path / "model_input" / name)
+        write_image_shards(paths[name], (images / 255.0)[..., None], labels, num_shards=4)
+    config = small_config(tmp_path, "custom", epochs=1, distribution={"communication": "ring"})
+    config["distribution"]["slot_wait_s"] = 60
+    arguments = {"master": cluster.master_url, **paths, "config": config}
+    result = subprocess.run(
+        [str(replica / "bin" / "python"), "-c", CUSTOM_TRAINING, json.dumps(arguments)],
+        cwd=tmp_path, env=_base_env(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, (result.stdout + result.stderr)[-4000:]
+    outcome = json.loads(lines[-1].removeprefix("RESULT "))
+    installed = json.loads((replica / "replica.json").read_text())["after"]
+    assert outcome["num_workers"] == 2
+    assert Path(outcome["model_path"]).is_file()
+    # The runtime's TensorFlow (2.16.1), not this machine's; Keras as the allow-list moves it.
+    assert outcome["tensorflow"] == installed["tensorflow"] != tf_version()
+    assert outcome["keras"] == installed["keras"]
