@@ -103,6 +103,8 @@ _UNREACHABLE = (
     "max retries exceeded",
 )
 
+_REFUSED = ("authenticationfailed", "authorizationfailure", "failed to authenticate", "signature")
+
 
 def failure_reason(exc: BaseException) -> str:
     """What kind of failure ``exc`` is, in words a user can act on."""
@@ -112,15 +114,15 @@ def failure_reason(exc: BaseException) -> str:
     # FileNotFoundError whose message holds the connection error.
     if any(word in lowered for word in _UNREACHABLE):
         return "the storage endpoint cannot be reached or dropped the connection"
+    # Before not-found: adlfs also wraps a refused key in a FileNotFoundError.
+    if any(word in lowered for word in _REFUSED):
+        return "access denied: the credentials were refused"
     if isinstance(exc, FileNotFoundError) or any(
         word in lowered
         for word in ("containernotfound", "container does not exist", "nosuchbucket", "404")
     ):
         return "not found (a missing file, container or bucket)"
-    if any(
-        word in lowered
-        for word in ("authenticationfailed", "authorizationfailure", "403", "401", "signature")
-    ):
+    if any(word in lowered for word in ("403", "401")):
         return "access denied: the credentials were refused"
     return "storage error"
 
