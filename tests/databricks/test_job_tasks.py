@@ -184,16 +184,28 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
 
 
+def _in_group(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run ``command`` in its own process group, which is stopped however it ends: a task's
+    Spark driver JVM never outlives a failed or timed-out run."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        stop_process_group(process)
+    return process.returncode, stdout, stderr
+
+
 def _run(command: list[str], cwd: Path, env: dict[str, str], key: str) -> float:
     started = time.perf_counter()
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    returncode, stdout, stderr = _in_group(command, cwd, env)
     log = cwd / "logs" / f"{key}.log"
     log.parent.mkdir(exist_ok=True)
-    log.write_text(result.stdout + result.stderr)
+    log.write_text(stdout + stderr)
     errors = [line for line in log.read_text().splitlines() if "Error" in line or "error:" in line]
-    assert result.returncode == 0, f"task {key} failed ({log}):\n" + "\n".join(errors[-15:])
+    assert returncode == 0, f"task {key} failed ({log}):\n" + "\n".join(errors[-15:])
     return time.perf_counter() - started
 
 
@@ -414,12 +426,10 @@ def test_custom_mode_trains_with_the_runtimes_tensorflow(
     config = small_config(tmp_path, "custom", epochs=1, distribution={"communication": "ring"})
     config["distribution"]["slot_wait_s"] = 60
     arguments = {"master": cluster.master_url, **paths, "config": config}
-    result = subprocess.run(
-        [str(replica / "bin" / "python"), "-c", CUSTOM_TRAINING, json.dumps(arguments)],
-        cwd=tmp_path, env=_base_env(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert result.returncode == 0 and lines, (result.stdout + result.stderr)[-4000:]
+    command = [str(replica / "bin" / "python"), "-c", CUSTOM_TRAINING, json.dumps(arguments)]
+    returncode, stdout, stderr = _in_group(command, tmp_path, _base_env())
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    assert returncode == 0 and lines, (stdout + stderr)[-4000:]
     outcome = json.loads(lines[-1].removeprefix("RESULT "))
     installed = json.loads((replica / "replica.json").read_text())["after"]
     assert outcome["num_workers"] == 2
